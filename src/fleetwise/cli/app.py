@@ -1,0 +1,53 @@
+"""The `fleetwise` command: a thin shell that parses arguments, calls the library and prints."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from fleetwise import __version__
+from fleetwise.cli import catalog_cmd, fit_cmd, models_cmd
+from fleetwise.cli.output import err_console
+from fleetwise.errors import FleetwiseError
+
+app = typer.Typer(
+    name="fleetwise",
+    help=(
+        "Plan LLM serving on AWS: Inferentia/Trainium or NVIDIA GPUs, sized and costed with evidence.\n\n"
+        "Start with `fleetwise fit MODEL` to see where a model fits, `fleetwise catalog` for instances and "
+        "prices, `fleetwise models` for the bundled model library. Every command takes --json."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(catalog_cmd.app, name="catalog")
+app.add_typer(models_cmd.app, name="models")
+app.command("fit")(fit_cmd.fit)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"fleetwise {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Plan LLM serving on AWS."""
+
+
+def main() -> None:
+    """Console-script entry point: user errors print one line and exit with status 2."""
+    try:
+        app(prog_name="fleetwise")
+    except FleetwiseError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

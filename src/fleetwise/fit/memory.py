@@ -1,0 +1,179 @@
+"""Memory fit: for each instance, engine, TP degree and dtype, do the weights fit and how much KV cache is left."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from fleetwise.catalog.catalog import DEFAULT_REGION, Catalog
+from fleetwise.catalog.schema import Chip, Instance
+from fleetwise.dtypes import ACTIVATION_BYTES, DEFAULT_FIT_DTYPES, WeightDType, get_dtype
+from fleetwise.engines.compat import (
+    DeviceLayout,
+    Refusal,
+    architecture_refusal,
+    device_layout,
+    dtype_refusal,
+    tensor_parallel_refusal,
+)
+from fleetwise.engines.profile import DEFAULT_ENGINE_FOR_KIND, EngineProfile, engine_profiles, get_engine
+from fleetwise.errors import FleetwiseError
+from fleetwise.models.architecture import ModelArchitecture
+
+GIB = float(1 << 30)
+LOGITS_BYTES = 4.0  # logits are computed in fp32 before sampling
+# Batched tokens assumed for the activation peak when an engine publishes no default.
+_FALLBACK_BATCHED_TOKENS = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class FitResult:
+    """One candidate deployment shape and whether the model fits it."""
+
+    instance: str
+    accelerator: str
+    engine: str
+    tp: int
+    dtype: str
+    fits: bool
+    reason: str  # "" when it fits
+    reason_source: str | None
+    replicas_per_instance: int
+    device_memory_gib: float  # per TP rank (GPU, or NeuronCore group)
+    weights_gib_per_device: float
+    activation_gib_per_device: float
+    kv_cache_gib_per_device: float
+    kv_cache_gib: float  # per replica, summed over its TP ranks
+    max_sequences: int  # per replica at the requested context
+    context_tokens: int
+    usd_per_hour: float | None  # on-demand price of the whole instance in the region
+    usd_per_replica_hour: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON output."""
+        return asdict(self)
+
+
+def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: int) -> float:
+    """Weight bytes on one TP rank: sharded linears, with KV projections replicated when tp > KV heads."""
+    total = model.weight_bytes(dtype)
+    a = model.attention
+    if a.kind == "mla" or tp <= a.num_kv_heads:
+        return total / tp
+    kv_projection = (model.num_layers * model.hidden_size * a.num_kv_heads * (a.head_dim + a.v_head_dim)
+                     * dtype.bytes_per_param)
+    # Each rank holds 1 of the KV heads' worth instead of 1/tp of them.
+    return total / tp + kv_projection * (1.0 / a.num_kv_heads - 1.0 / tp)
+
+
+def kv_fraction_per_device(model: ModelArchitecture, tp: int) -> float:
+    """Share of a sequence's KV cache one TP rank stores (MLA's latent is replicated on every rank)."""
+    a = model.attention
+    if a.kind == "mla":
+        return 1.0
+    return math.ceil(a.num_kv_heads / tp) / a.num_kv_heads
+
+
+def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile, tp: int) -> float:
+    """Estimated activation peak of one step: batched tokens through the widest layer, plus fp32 logits."""
+    tokens = engine.max_num_batched_tokens.value if engine.max_num_batched_tokens else None
+    tokens = tokens or _FALLBACK_BATCHED_TOKENS
+    seqs = (engine.max_num_seqs.value if engine.max_num_seqs else None) or 1
+    ffn = model.dense_intermediate_size
+    if model.moe is not None:
+        ffn = max(ffn, model.moe.expert_intermediate_size * model.moe.experts_per_token)
+    hidden_states = tokens * (4 * model.hidden_size + 2 * ffn / tp) * ACTIVATION_BYTES
+    logits = seqs * model.vocab_size / tp * LOGITS_BYTES
+    return hidden_states + logits
+
+
+def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engine: EngineProfile, tp: int,
+            dtype: WeightDType, context_tokens: int, memory_utilization: float | None = None,
+            region: str = DEFAULT_REGION) -> FitResult:
+    """Evaluate one (instance, engine, TP, dtype) shape for `model` at `context_tokens` per sequence."""
+    chip = catalog.chip_of(instance)
+    layout = device_layout(engine, chip, instance)
+    utilization = memory_utilization if memory_utilization is not None else (engine.memory_utilization.value or 0.9)
+    usable = layout.memory_gib_per_unit * GIB * utilization
+    weights = weight_bytes_per_device(model, dtype, tp)
+    activations = activation_bytes_per_device(model, engine, tp)
+    kv_room = max(usable - weights - activations, 0.0)
+    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens) * kv_fraction_per_device(model, tp)
+    max_sequences = int(kv_room // per_sequence) if per_sequence > 0 else 0
+    replicas = layout.units // tp if tp <= layout.units else 0
+    price = catalog.usd_per_hour(instance.instance_type, region)
+
+    refusal = _first_refusal(model, chip, engine, tp, dtype, layout, context_tokens, usable, weights,
+                             activations, per_sequence, kv_room, utilization)
+    return FitResult(
+        instance=instance.instance_type, accelerator=chip.id, engine=engine.id, tp=tp, dtype=dtype.id,
+        fits=refusal is None, reason="" if refusal is None else refusal.reason,
+        reason_source=None if refusal is None else refusal.source,
+        replicas_per_instance=replicas,
+        device_memory_gib=round(layout.memory_gib_per_unit, 3),
+        weights_gib_per_device=round(weights / GIB, 3),
+        activation_gib_per_device=round(activations / GIB, 3),
+        kv_cache_gib_per_device=round(kv_room / GIB, 3),
+        kv_cache_gib=round(kv_room * tp / GIB, 3),
+        max_sequences=max_sequences if refusal is None else 0,
+        context_tokens=context_tokens,
+        usd_per_hour=price,
+        usd_per_replica_hour=(price / replicas) if price is not None and replicas else None,
+    )
+
+
+def _first_refusal(model: ModelArchitecture, chip: Chip, engine: EngineProfile, tp: int, dtype: WeightDType,
+                   layout: DeviceLayout, context_tokens: int, usable: float, weights: float, activations: float,
+                   per_sequence: float, kv_room: float, utilization: float) -> Refusal | None:
+    """The first rule this shape breaks, in the order a user would fix them."""
+    for refusal in (architecture_refusal(engine, model), dtype_refusal(engine, chip, dtype),
+                    tensor_parallel_refusal(engine, model, tp, layout)):
+        if refusal is not None:
+            return refusal
+    if context_tokens > model.max_position_embeddings:
+        return Refusal(f"context {context_tokens} exceeds the model's maximum {model.max_position_embeddings} tokens")
+    unit = layout.unit_name
+    if weights + activations > usable:
+        total = model.weight_bytes(dtype) / GIB
+        return Refusal(
+            f"needs {total:,.1f} GiB in {dtype.id} ({weights / GIB:,.1f} GiB per {unit} at TP={tp}); "
+            f"each {unit} has {usable / GIB:,.1f} GiB usable ({layout.memory_gib_per_unit:,.1f} GiB × "
+            f"{utilization:.2f}) less {activations / GIB:,.1f} GiB activations",
+            engine.memory_utilization.source)
+    if kv_room < per_sequence:
+        return Refusal(f"KV-cache room {kv_room / GIB:,.2f} GiB per {unit} holds no {context_tokens}-token "
+                       f"sequence (needs {per_sequence / GIB:,.2f} GiB)")
+    return None
+
+
+def fit_model(model: ModelArchitecture, catalog: Catalog, *, instances: Sequence[Instance] | None = None,
+              engines: Iterable[str] = (), tps: Iterable[int] = (), dtypes: Iterable[str] = (),
+              context_tokens: int | None = None, memory_utilization: float | None = None,
+              region: str = DEFAULT_REGION) -> list[FitResult]:
+    """Evaluate every instance × engine × TP degree × dtype shape (defaults: whole catalog, default engines)."""
+    if context_tokens is None:
+        context_tokens = min(8192, model.max_position_embeddings)
+    if context_tokens < 1:
+        raise FleetwiseError(f"--context must be at least 1 token, got {context_tokens}")
+    if memory_utilization is not None and not 0.0 < memory_utilization <= 1.0:
+        raise FleetwiseError(f"memory utilization must be in (0, 1], got {memory_utilization}")
+    engine_list = [get_engine(e) for e in engines] or [engine_profiles()[e] for e in DEFAULT_ENGINE_FOR_KIND.values()]
+    dtype_list = [get_dtype(d) for d in dtypes] or [get_dtype(d) for d in DEFAULT_FIT_DTYPES]
+    wanted_tps = sorted(set(tps))
+    if any(t < 1 for t in wanted_tps):
+        raise FleetwiseError(f"TP degrees must be positive integers, got {wanted_tps}")
+    results: list[FitResult] = []
+    for instance in instances if instances is not None else catalog.select():
+        chip = catalog.chip_of(instance)
+        for engine in engine_list:
+            if engine.hardware_kind != chip.kind:
+                continue
+            layout = device_layout(engine, chip, instance)
+            degrees = wanted_tps or [d for d in engine.tensor_parallel.degrees if d <= layout.units]
+            for tp in degrees:
+                for dtype in dtype_list:
+                    results.append(fit_one(model, catalog, instance, engine, tp, dtype, context_tokens,
+                                           memory_utilization, region))
+    return results
