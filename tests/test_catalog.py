@@ -21,8 +21,8 @@ REQUIRED_CHIPS = {"inferentia2", "trainium1", "trainium2", "a10g", "l4", "l40s",
 
 def test_bundled_catalog_has_every_required_instance_and_chip() -> None:
     catalog = load_catalog()
-    assert REQUIRED_INSTANCES <= set(catalog.instances)
-    assert REQUIRED_CHIPS <= set(catalog.chips)
+    assert set(catalog.instances) >= REQUIRED_INSTANCES
+    assert set(catalog.chips) >= REQUIRED_CHIPS
 
 
 def test_every_known_figure_names_a_source_and_date() -> None:

@@ -75,7 +75,7 @@ def prices_from_offer(doc: Mapping[str, Any], source: str, options: ImportOption
             continue
 
         def row(purchase: str, usd: float, note: str, *, it: str = instance_type, rg: str = region) -> Price:
-            return Price(instance_type=it, region=rg, purchase=purchase,  # type: ignore[arg-type]
+            return Price(instance_type=it, region=rg, purchase=purchase,
                          usd_per_hour=usd, source=source, as_of=published, note=note)
 
         hourly = _on_demand_hourly(on_demand_terms.get(sku) or {})

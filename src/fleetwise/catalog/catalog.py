@@ -173,7 +173,7 @@ class _CatalogBuilder:
             if instance_type not in instances:
                 raise FleetwiseError(f"price for unknown instance type {instance_type!r} "
                                      f"(source {price.source}); add the instance to the catalog first")
-        return Catalog(chips=chips, instances=instances, prices=dict(self.prices),  # type: ignore[arg-type]
+        return Catalog(chips=chips, instances=instances, prices=dict(self.prices),
                        files=tuple(self.files))
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
@@ -10,7 +10,7 @@ from fleetwise.sourced import Sourced
 
 HardwareKind = Literal["gpu", "neuron"]
 PurchaseOption = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "savings-plan-1y", "savings-plan-3y"]
-PURCHASE_OPTIONS: tuple[str, ...] = PurchaseOption.__args__
+PURCHASE_OPTIONS: tuple[str, ...] = get_args(PurchaseOption)
 
 
 class _Record(BaseModel):

@@ -8,7 +8,12 @@ from typing import Any
 import typer
 
 from fleetwise.catalog import DEFAULT_REGION, Catalog, Instance, Price, load_catalog, user_prices_path
-from fleetwise.catalog.aws_price_list import RESERVED_PAYMENTS, ImportOptions, prices_from_offer, read_offer_file
+from fleetwise.catalog.aws_price_list import (
+    RESERVED_PAYMENTS,
+    ImportOptions,
+    prices_from_offer,
+    read_offer_file,
+)
 from fleetwise.catalog.catalog import read_price_file, write_price_csv
 from fleetwise.cli.output import console, emit_json, fmt, table
 from fleetwise.errors import FleetwiseError
@@ -35,7 +40,7 @@ def instance_summary(catalog: Catalog, instance: Instance, region: str) -> dict[
         "accelerator": chip.id,
         "accelerator_name": chip.name,
         "accelerator_count": instance.count,
-        "accelerator_memory_gib": chip.hbm_gib.value * instance.count if chip.hbm_gib.value else None,
+        "accelerator_memory_gib": round(instance.memory_gib_per_accelerator(chip) * instance.count, 3),
         "neuron_cores": (chip.neuron_cores.value or 0) * instance.count if chip.neuron_cores else None,
         "vcpus": instance.vcpus.value,
         "host_memory_gib": instance.host_memory_gib.value,
@@ -162,7 +167,7 @@ def import_prices(
     existing: dict[tuple[str, str, str], Price] = {}
     if target.is_file():
         existing = {p.key: p for p in read_price_file(target)}
-    changes = []
+    changes: list[dict[str, Any]] = []
     for price in imported:
         before = cat.prices.get(price.key)
         old = before.usd_per_hour if before else None

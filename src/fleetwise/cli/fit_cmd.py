@@ -45,8 +45,10 @@ def fit(
     results = fit_model(arch, catalog, instances=instances, engines=engine, tps=tp, dtypes=dtype,
                         context_tokens=context, memory_utilization=memory_utilization, region=region)
     if not results:
-        raise FleetwiseError("no shape to check: the engines chosen run on neither the instances' accelerators "
-                             f"(engines: {', '.join(engine) or 'default'})")
+        kinds = sorted({catalog.chip_of(i).kind for i in (instances or catalog.select())})
+        raise FleetwiseError(f"nothing to check: engine(s) {', '.join(engine)} do not run on the selected "
+                             f"instances' accelerators ({', '.join(kinds)}); GPU engines: vllm, trtllm, tgi; "
+                             "Neuron engines: nxdi, tnx")
     if as_json:
         emit_json({"model": arch.name, "context_tokens": results[0].context_tokens, "region": region,
                    "results": [r.to_dict() for r in results]})
@@ -64,7 +66,7 @@ def _print_table(model_name: str, results: list[FitResult], show_all: bool) -> N
         if show_all:
             shown.extend(rows)
         elif fitting:
-            shown.extend(fitting)
+            shown.extend(_smallest_tp_per_dtype(fitting))
         else:
             shown.append(_most_telling(rows))
     context = results[0].context_tokens
@@ -79,9 +81,19 @@ def _print_table(model_name: str, results: list[FitResult], show_all: bool) -> N
                   fmt(r.max_sequences) if r.fits else "", fmt(r.usd_per_replica_hour, 3) if r.fits else "",
                   verdict)
     console.print(t)
-    fitting = sum(r.fits for r in results)
-    console.print(f"[dim]{fitting} of {len(results)} shapes fit. max seqs = concurrent sequences the KV cache "
-                  f"holds per replica; --all shows every shape, --json every field.[/]")
+    fit_count = sum(r.fits for r in results)
+    console.print(f"[dim]{fit_count} of {len(results)} shapes fit. Shown: per instance, engine and dtype the smallest "
+                  f"TP that fits (most replicas), or the closest miss. max seqs = concurrent sequences the KV cache "
+                  f"holds per replica. --all shows every shape, --json every field.[/]")
+
+
+def _smallest_tp_per_dtype(rows: list[FitResult]) -> list[FitResult]:
+    best: dict[tuple[str, str], FitResult] = {}
+    for r in rows:
+        key = (r.engine, r.dtype)
+        if key not in best or r.tp < best[key].tp:
+            best[key] = r
+    return list(best.values())
 
 
 def _most_telling(rows: list[FitResult]) -> FitResult:

@@ -88,7 +88,7 @@ def show(model: str = typer.Argument(..., help="Bundled HF id, a config.json pat
     entry = find_bundled(model)
     if entry is not None:
         summary["published"] = {"total": entry.published.total, "active": entry.published.active,
-                                "source": entry.published.source, "convention": entry.published.convention}
+                                "non_embedding": entry.published.non_embedding, "source": entry.published.source}
     if as_json:
         emit_json(summary)
         return

@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 console = Console()
+if not console.is_terminal:  # piped or captured: don't squeeze tables into 80 columns
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from fleetwise.catalog.schema import Chip, Instance
@@ -39,13 +40,17 @@ def device_layout(engine: EngineProfile, chip: Chip, instance: Instance) -> Devi
     return DeviceLayout(instance.count * ranks_per_chip, per_chip / ranks_per_chip, name)
 
 
-def architecture_refusal(engine: EngineProfile, model: ModelArchitecture) -> Refusal | None:
-    """Refuse a model whose HF architecture the engine does not list."""
-    if engine.supports_architecture(model.architecture):
-        return None
+def architecture_refusal(engine: EngineProfile, chip: Chip, model: ModelArchitecture) -> Refusal | None:
+    """Refuse a chip generation the engine does not run on, or a model architecture it does not list."""
     prefix = "Neuron: " if engine.hardware_kind == "neuron" else ""
-    return Refusal(f"{prefix}architecture {model.architecture} not supported by {engine.name}",
-                   engine.supported_architectures.source)
+    if not engine.runs_on(chip.generation):
+        source = engine.generations.source if engine.generations else None
+        return Refusal(f"{prefix}{engine.name} does not run on {chip.name} ({chip.generation})", source)
+    if engine.supports_model(model.architecture, model.model_type):
+        return None
+    listed = engine.supported_architectures.source or (
+        engine.supported_model_types.source if engine.supported_model_types else None)
+    return Refusal(f"{prefix}architecture {model.architecture} not supported by {engine.name}", listed)
 
 
 def dtype_refusal(engine: EngineProfile, chip: Chip, dtype: WeightDType) -> Refusal | None:
@@ -70,21 +75,37 @@ def dtype_refusal(engine: EngineProfile, chip: Chip, dtype: WeightDType) -> Refu
     return None
 
 
-def tensor_parallel_refusal(engine: EngineProfile, model: ModelArchitecture, tp: int,
+def tensor_parallel_refusal(engine: EngineProfile, chip: Chip, model: ModelArchitecture, tp: int,
                             layout: DeviceLayout) -> Refusal | None:
     """Refuse a TP degree the engine will not shard this model with on this instance."""
     rule = engine.tensor_parallel
     a = model.attention
-    if tp not in rule.degrees:
-        allowed = ", ".join(str(d) for d in rule.degrees)
-        return Refusal(f"{engine.name} accepts TP degrees {allowed}, not {tp}", rule.source)
+    degrees = rule.degrees_for(chip.id)
+    if tp not in degrees:
+        allowed = ", ".join(str(d) for d in degrees) or "none"
+        return Refusal(f"{engine.name} accepts TP degrees {allowed} on {chip.name}, not {tp}", rule.source)
     if tp > layout.units:
         return Refusal(f"TP={tp} needs {tp} {layout.unit_name}s; instance has {layout.units}", rule.source)
     if rule.heads_divisible and a.num_heads % tp:
         return Refusal(f"TP={tp} does not divide {a.num_heads} attention heads", rule.source)
-    kv_heads = a.num_kv_heads if a.kind != "mla" else 1
-    if rule.kv_heads_replicated and a.kind != "mla" and tp > kv_heads and tp % kv_heads:
-        return Refusal(f"TP={tp} cannot replicate {kv_heads} KV heads evenly", rule.source)
-    if not rule.kv_heads_replicated and a.kind != "mla" and kv_heads % tp:
-        return Refusal(f"TP={tp} does not divide {kv_heads} KV heads", rule.source)
+    if a.kind == "mla":
+        return None
+    kv = a.num_kv_heads
+    if rule.kv_heads == "must_divide" and kv % tp:
+        return Refusal(f"TP={tp} does not divide {kv} KV heads", rule.source)
+    if rule.kv_heads == "replicate" and tp > kv and tp % kv:
+        return Refusal(f"TP={tp} cannot replicate {kv} KV heads evenly", rule.source)
     return None
+
+
+def kv_share_per_rank(engine: EngineProfile, model: ModelArchitecture, tp: int) -> float:
+    """Share of the model's KV heads (and of its KV cache) that one TP rank stores."""
+    a = model.attention
+    if a.kind == "mla":
+        return 1.0  # the compressed latent is replicated on every rank
+    kv = a.num_kv_heads
+    if tp <= kv and kv % tp == 0:
+        return 1.0 / tp
+    if engine.tensor_parallel.kv_heads == "replicate_or_convert_to_mha" and tp % kv:
+        return math.ceil(a.num_heads / tp) / kv  # KV expanded to one head per (padded) query head
+    return math.ceil(kv / tp) / kv

@@ -20,25 +20,35 @@ class _Record(BaseModel):
 class DTypeRule(_Record):
     """When an engine can run a weight dtype: a minimum CUDA capability (GPU) or a list of Neuron generations."""
 
-    min_compute_capability: str | None = None
+    min_compute_capability: str | None = None  # None: no floor found, runs on every chip the engine runs on
     generations: list[str] | None = None
     source: str
     as_of: str | None = None
     note: str | None = None
 
 
+KVHeadSharding = Literal["replicate", "must_divide", "replicate_or_convert_to_mha"]
+
+
 class TensorParallelRule(_Record):
     """How an engine shards a model: over GPUs or NeuronCores, which degrees, and what must divide."""
 
     unit: Literal["gpu", "neuron_core"]
-    degrees: list[int]  # degrees the engine accepts; the planner also caps them by the devices present
-    heads_divisible: bool  # num_attention_heads % tp == 0 is required
-    kv_heads_replicated: bool  # when tp > num_kv_heads, KV heads are replicated (tp % kv_heads must be 0)
+    # Degrees the engine accepts, keyed by chip id, with "default" for chips not named.
+    degrees: dict[str, list[int]]
+    heads_divisible: bool  # num_attention_heads % tp == 0 is required (else query heads are padded)
+    # replicate: tp > kv heads copies KV heads (tp % kv must be 0); must_divide: kv % tp == 0;
+    # replicate_or_convert_to_mha: replicate when tp % kv == 0, else expand KV to one head per query head.
+    kv_heads: KVHeadSharding
     # Physical NeuronCores that form one TP rank, per Neuron generation (logical NeuronCore config).
     cores_per_rank: dict[str, int] = {}
     source: str
     as_of: str | None = None
     note: str | None = None
+
+    def degrees_for(self, chip_id: str) -> list[int]:
+        """TP degrees accepted on this chip."""
+        return self.degrees.get(chip_id, self.degrees.get("default", []))
 
 
 class EngineProfile(_Record):
@@ -48,10 +58,13 @@ class EngineProfile(_Record):
     name: str
     hardware_kind: Literal["gpu", "neuron"]
     version_note: str | None = None
+    generations: Sourced[list[str]] | None = None  # chip generations it runs on (None: every one of its kind)
     supported_architectures: Sourced[list[str]]
+    supported_model_types: Sourced[list[str]] | None = None  # engines that dispatch on config model_type
     dtypes: dict[str, DTypeRule]
     tensor_parallel: TensorParallelRule
-    memory_utilization: Sourced[float]  # share of device memory the engine lets itself use
+    memory_utilization: Sourced[float]  # share of memory the engine lets itself use; None = not found
+    memory_utilization_applies_to: Literal["total", "free_after_load"] = "total"
     max_num_seqs: Sourced[int] | None = None
     max_num_batched_tokens: Sourced[int] | None = None
     compiled_shapes: Sourced[bool]  # batch size and sequence buckets fixed at compile time (Neuron)
@@ -59,9 +72,15 @@ class EngineProfile(_Record):
     chunked_prefill: Sourced[bool]
     prefix_caching: Sourced[bool]
 
-    def supports_architecture(self, architecture: str) -> bool:
-        """True when the engine lists this HF architecture class."""
-        return architecture in (self.supported_architectures.value or [])
+    def supports_model(self, architecture: str, model_type: str) -> bool:
+        """True when the engine lists this HF architecture class (or, for some engines, the model_type)."""
+        if architecture in (self.supported_architectures.value or []):
+            return True
+        return self.supported_model_types is not None and model_type in (self.supported_model_types.value or [])
+
+    def runs_on(self, generation: str) -> bool:
+        """True when the engine runs on chips of this generation."""
+        return self.generations is None or generation in (self.generations.value or [])
 
 
 DEFAULT_ENGINE_FOR_KIND = {"gpu": "vllm", "neuron": "nxdi"}

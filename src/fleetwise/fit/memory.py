@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from fleetwise.engines.compat import (
     architecture_refusal,
     device_layout,
     dtype_refusal,
+    kv_share_per_rank,
     tensor_parallel_refusal,
 )
 from fleetwise.engines.profile import DEFAULT_ENGINE_FOR_KIND, EngineProfile, engine_profiles, get_engine
@@ -56,24 +56,15 @@ class FitResult:
         return asdict(self)
 
 
-def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: int) -> float:
-    """Weight bytes on one TP rank: sharded linears, with KV projections replicated when tp > KV heads."""
+def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: int, kv_share: float) -> float:
+    """Weight bytes on one TP rank: linears split tp ways, KV projections by the rank's share of KV heads."""
     total = model.weight_bytes(dtype)
     a = model.attention
-    if a.kind == "mla" or tp <= a.num_kv_heads:
+    if a.kind == "mla":
         return total / tp
     kv_projection = (model.num_layers * model.hidden_size * a.num_kv_heads * (a.head_dim + a.v_head_dim)
                      * dtype.bytes_per_param)
-    # Each rank holds 1 of the KV heads' worth instead of 1/tp of them.
-    return total / tp + kv_projection * (1.0 / a.num_kv_heads - 1.0 / tp)
-
-
-def kv_fraction_per_device(model: ModelArchitecture, tp: int) -> float:
-    """Share of a sequence's KV cache one TP rank stores (MLA's latent is replicated on every rank)."""
-    a = model.attention
-    if a.kind == "mla":
-        return 1.0
-    return math.ceil(a.num_kv_heads / tp) / a.num_kv_heads
+    return (total - kv_projection) / tp + kv_projection * kv_share
 
 
 def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile, tp: int) -> float:
@@ -95,12 +86,18 @@ def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engi
     """Evaluate one (instance, engine, TP, dtype) shape for `model` at `context_tokens` per sequence."""
     chip = catalog.chip_of(instance)
     layout = device_layout(engine, chip, instance)
-    utilization = memory_utilization if memory_utilization is not None else (engine.memory_utilization.value or 0.9)
-    usable = layout.memory_gib_per_unit * GIB * utilization
-    weights = weight_bytes_per_device(model, dtype, tp)
+    utilization = memory_utilization if memory_utilization is not None else (engine.memory_utilization.value or 1.0)
+    kv_share = kv_share_per_rank(engine, model, tp)
+    weights = weight_bytes_per_device(model, dtype, tp, kv_share)
     activations = activation_bytes_per_device(model, engine, tp)
-    kv_room = max(usable - weights - activations, 0.0)
-    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens) * kv_fraction_per_device(model, tp)
+    memory = layout.memory_gib_per_unit * GIB
+    if engine.memory_utilization_applies_to == "free_after_load":
+        usable = memory  # the fraction applies to what is left after weights and activations
+        kv_room = max(memory - weights - activations, 0.0) * utilization
+    else:
+        usable = memory * utilization
+        kv_room = max(usable - weights - activations, 0.0)
+    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens) * kv_share
     max_sequences = int(kv_room // per_sequence) if per_sequence > 0 else 0
     replicas = layout.units // tp if tp <= layout.units else 0
     price = catalog.usd_per_hour(instance.instance_type, region)
@@ -128,8 +125,8 @@ def _first_refusal(model: ModelArchitecture, chip: Chip, engine: EngineProfile, 
                    layout: DeviceLayout, context_tokens: int, usable: float, weights: float, activations: float,
                    per_sequence: float, kv_room: float, utilization: float) -> Refusal | None:
     """The first rule this shape breaks, in the order a user would fix them."""
-    for refusal in (architecture_refusal(engine, model), dtype_refusal(engine, chip, dtype),
-                    tensor_parallel_refusal(engine, model, tp, layout)):
+    for refusal in (architecture_refusal(engine, chip, model), dtype_refusal(engine, chip, dtype),
+                    tensor_parallel_refusal(engine, chip, model, tp, layout)):
         if refusal is not None:
             return refusal
     if context_tokens > model.max_position_embeddings:
@@ -137,11 +134,11 @@ def _first_refusal(model: ModelArchitecture, chip: Chip, engine: EngineProfile, 
     unit = layout.unit_name
     if weights + activations > usable:
         total = model.weight_bytes(dtype) / GIB
+        share = f" × {utilization:.2f}" if usable < layout.memory_gib_per_unit * GIB else ""
         return Refusal(
-            f"needs {total:,.1f} GiB in {dtype.id} ({weights / GIB:,.1f} GiB per {unit} at TP={tp}); "
-            f"each {unit} has {usable / GIB:,.1f} GiB usable ({layout.memory_gib_per_unit:,.1f} GiB × "
-            f"{utilization:.2f}) less {activations / GIB:,.1f} GiB activations",
-            engine.memory_utilization.source)
+            f"needs {total:,.1f} GiB in {dtype.id} ({weights / GIB:,.1f} GiB per {unit} at TP={tp}) plus "
+            f"{activations / GIB:,.1f} GiB activations; each {unit} has {layout.memory_gib_per_unit:,.1f} GiB"
+            f"{share}", engine.memory_utilization.source)
     if kv_room < per_sequence:
         return Refusal(f"KV-cache room {kv_room / GIB:,.2f} GiB per {unit} holds no {context_tokens}-token "
                        f"sequence (needs {per_sequence / GIB:,.2f} GiB)")
@@ -171,7 +168,7 @@ def fit_model(model: ModelArchitecture, catalog: Catalog, *, instances: Sequence
             if engine.hardware_kind != chip.kind:
                 continue
             layout = device_layout(engine, chip, instance)
-            degrees = wanted_tps or [d for d in engine.tensor_parallel.degrees if d <= layout.units]
+            degrees = wanted_tps or [d for d in engine.tensor_parallel.degrees_for(chip.id) if d <= layout.units]
             for tp in degrees:
                 for dtype in dtype_list:
                     results.append(fit_one(model, catalog, instance, engine, tp, dtype, context_tokens,

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fleetwise.errors import DataFileError, FleetwiseError
-from fleetwise.models.architecture import Attention, MixtureOfExperts, ModelArchitecture
+from fleetwise.models.architecture import Attention, AttentionKind, MixtureOfExperts, ModelArchitecture
 
 Config = Mapping[str, Any]
 
@@ -49,7 +50,7 @@ class _Fields:
     def has(self, key: str) -> bool:
         return self.config.get(key) is not None
 
-    def int(self, key: str, default: int | None = None) -> int:
+    def int(self, key: str, default: builtins.int | None = None) -> builtins.int:
         value = self.config.get(key, default)
         if value is None:
             raise DataFileError(self.path, "missing required field", field=self._field(key))
@@ -58,7 +59,7 @@ class _Fields:
                                 field=self._field(key))
         return value
 
-    def optional_int(self, key: str) -> int | None:
+    def optional_int(self, key: str) -> builtins.int | None:
         return self.int(key) if self.has(key) else None
 
     def bool(self, key: str, default: bool) -> bool:
@@ -85,10 +86,12 @@ def parse_hf_config(config: Config, name: str, path: str = "config.json") -> Mod
     text, prefix = config, ""
     if isinstance(config.get("text_config"), Mapping):  # multimodal wrappers keep the LM in text_config
         text, prefix = config["text_config"], "text_config."
-    model_type = text.get("model_type") or config.get("model_type")
-    if not model_type:
+    declared_type = str(config.get("model_type") or text.get("model_type") or "")
+    text_type = str(text.get("model_type") or declared_type)
+    if not declared_type:
         raise DataFileError(path, "missing required field", field="model_type")
-    model_type = {"gemma3": "gemma3_text", "llama4": "llama4_text"}.get(model_type, model_type)
+    # Wrappers (gemma3, llama4) describe their language model with the *_text rules.
+    model_type = {"gemma3": "gemma3_text", "llama4": "llama4_text"}.get(text_type, text_type)
     rules = _RULES.get(model_type)
     if rules is None:
         raise FleetwiseError(
@@ -107,8 +110,8 @@ def parse_hf_config(config: Config, name: str, path: str = "config.json") -> Mod
     multimodal = prefix != ""
     return ModelArchitecture(
         name=name,
-        architecture=architecture or model_type,
-        model_type=model_type,
+        architecture=architecture or declared_type,
+        model_type=declared_type,
         hidden_size=f.int("hidden_size"),
         num_layers=num_layers,
         vocab_size=f.int("vocab_size"),
@@ -149,7 +152,7 @@ def _gqa(f: _Fields, *, qkv_bias: bool = False, o_bias: bool = False, qk_norm: b
     heads = f.int("num_attention_heads")
     kv_heads = f.int("num_key_value_heads", heads)
     head_dim = f.int("head_dim") if f.has("head_dim") else f.int("hidden_size") // max(heads, 1)
-    kind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
+    kind: AttentionKind = "mha" if kv_heads == heads else ("mqa" if kv_heads == 1 else "gqa")
     return Attention(kind=kind, num_heads=heads, num_kv_heads=kv_heads, head_dim=head_dim, v_head_dim=head_dim,
                      qkv_bias=qkv_bias, o_bias=o_bias, qk_norm=qk_norm, sinks=sinks)
 

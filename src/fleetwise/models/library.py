@@ -22,8 +22,11 @@ class PublishedParameters:
 
     total: float | None  # parameters, e.g. 8.03e9
     active: float | None
+    non_embedding: float | None
     source: str | None
-    convention: str | None = None  # e.g. "active excludes the input embedding"
+    active_counts_input_embedding: bool = True  # False for OpenAI's gpt-oss convention
+    includes_vision_encoder: bool = False  # multimodal totals count a vision tower fleetwise does not model
+    disputed: str | None = None  # why the publisher's figure contradicts its own config, if it does
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,9 @@ def _entry_from_json(text: str, filename: str) -> LibraryEntry:
         as_of=str(meta.get("as_of", "")),
         published=PublishedParameters(
             total=_parse_count(published.get("total")), active=_parse_count(published.get("active")),
-            source=published.get("source"), convention=published.get("convention"),
+            non_embedding=_parse_count(published.get("non_embedding")), source=published.get("source"),
+            active_counts_input_embedding=bool(published.get("active_counts_input_embedding", True)),
+            includes_vision_encoder="includes_vision_encoder" in published, disputed=published.get("disputed"),
         ),
     )
 

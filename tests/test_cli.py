@@ -1,0 +1,137 @@
+"""The CLI as a user runs it: a real subprocess, JSON contracts, and exit code 2 with one line for user errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FLEETWISE_HOME": str(home), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-m", "fleetwise.cli.app", *args], capture_output=True, text=True,
+                          env=env, timeout=120, check=False)
+
+
+def test_fit_json_has_the_documented_keys(isolated_home: Path) -> None:
+    out = run("fit", "meta-llama/Llama-3.1-8B-Instruct", "--instance", "g5.xlarge", "--instance", "inf2.xlarge",
+              "--json", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    payload = json.loads(out.stdout)
+    rows = payload["results"]
+    assert {r["instance"] for r in rows} == {"g5.xlarge", "inf2.xlarge"}
+    for key in ("instance", "tp", "dtype", "fits", "reason", "weights_gib_per_device", "kv_cache_gib",
+                "max_sequences"):
+        assert all(key in r for r in rows), key
+    assert any(r["fits"] for r in rows) and any(not r["fits"] and r["reason"] for r in rows)
+
+
+def test_fit_table_names_the_instances(isolated_home: Path) -> None:
+    out = run("fit", "meta-llama/Llama-3.1-70B-Instruct", "--family", "p5", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    assert "p5.48xlarge" in out.stdout and "fits" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("fit", "meta-llama/Llama-3.1-8B-Instrukt"), "closest: meta-llama/Llama-3.1-8B-Instruct"),
+        (("fit", "meta-llama/Llama-3.1-8B-Instruct", "--instance", "p5.24xlarge"), "closest: p5.48xlarge"),
+        (("fit", "meta-llama/Llama-3.1-8B-Instruct", "--dtype", "fp4"), "unknown dtype 'fp4'"),
+        (("catalog", "--family", "p9"), "unknown instance family 'p9'"),
+        (("catalog", "show", "inf3.xlarge"), "closest: inf2.xlarge"),
+        (("models", "show", "no/such-model"), "unknown model"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line_and_no_traceback(isolated_home: Path, args: tuple[str, ...],
+                                                             expected: str) -> None:
+    out = run(*args, home=isolated_home)
+    assert out.returncode == 2
+    assert expected in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+
+
+def test_malformed_config_names_the_missing_field(isolated_home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+                                  "num_attention_heads": 32, "vocab_size": 32000, "max_position_embeddings": 4096}))
+    out = run("fit", str(config), home=isolated_home)
+    assert out.returncode == 2
+    assert "intermediate_size" in out.stderr and str(config) in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_models_lists_the_bundled_library_as_json(isolated_home: Path) -> None:
+    out = run("models", "--json", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    models = json.loads(out.stdout)["models"]
+    assert len(models) >= 25
+    llama = next(m for m in models if m["hf_id"] == "meta-llama/Llama-3.1-8B-Instruct")
+    assert llama["total_params"] == pytest.approx(8.03e9, rel=0.01)
+
+
+def test_models_show_reports_weights_and_kv(isolated_home: Path) -> None:
+    out = run("models", "show", "deepseek-ai/DeepSeek-V3", "--json", home=isolated_home)
+    summary = json.loads(out.stdout)
+    assert summary["attention"]["kind"] == "mla"
+    assert summary["weights_gib"]["fp8"] < summary["weights_gib"]["bf16"]
+
+
+def test_catalog_filters_by_family_and_shows_price_per_accelerator_hour(isolated_home: Path) -> None:
+    out = run("catalog", "--family", "inf2", "--json", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)["instances"]
+    assert {r["family"] for r in rows} == {"inf2"}
+    big = next(r for r in rows if r["instance"] == "inf2.48xlarge")
+    assert big["usd_per_accelerator_hour"] == pytest.approx(big["usd_per_hour"]["on-demand"] / 12)
+
+
+def test_catalog_show_prints_sources(isolated_home: Path) -> None:
+    out = run("catalog", "show", "p5.48xlarge", "--json", home=isolated_home)
+    payload = json.loads(out.stdout)
+    assert payload["instance"]["vcpus"]["source"]
+    assert payload["chip"]["id"] == "h100-sxm"
+
+
+def test_user_catalog_file_overrides_a_price(isolated_home: Path, tmp_path: Path) -> None:
+    override = tmp_path / "prices.csv"
+    override.write_text("instance_type,region,purchase,usd_per_hour,source,as_of,note\n"
+                        "g5.xlarge,us-east-1,on-demand,0.5,my negotiated rate,2026-11-25,\n")
+    out = run("catalog", "--instance", "g5.xlarge", "--catalog", str(override), "--json", home=isolated_home)
+    assert json.loads(out.stdout)["instances"][0]["usd_per_hour"]["on-demand"] == 0.5
+
+
+def test_bad_catalog_file_is_reported_with_file_entry_and_field(isolated_home: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("instances:\n  - instance_type: g5.xlarge\n    vcpus: {value: many, source: me}\n")
+    out = run("catalog", "--catalog", str(bad), home=isolated_home)
+    assert out.returncode == 2
+    assert str(bad) in out.stderr and "g5.xlarge" in out.stderr and "vcpus" in out.stderr
+
+
+def test_import_prices_writes_the_user_price_file(isolated_home: Path, tmp_path: Path) -> None:
+    from test_aws_price_list import offer_document
+
+    offer = tmp_path / "index.json"
+    offer.write_text(json.dumps(offer_document()))
+    out = run("catalog", "import-prices", str(offer), "--json", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["imported"] == 3
+    assert (isolated_home / "prices.csv").is_file()
+    listed = run("catalog", "--instance", "inf2.xlarge", "--json", home=isolated_home)
+    prices = json.loads(listed.stdout)["instances"][0]["usd_per_hour"]
+    assert prices["on-demand"] == pytest.approx(0.9)
+    assert prices["reserved-3y"] == pytest.approx(0.25)
+
+
+def test_help_teaches_every_command(isolated_home: Path) -> None:
+    out = run("--help", home=isolated_home)
+    for command in ("fit", "catalog", "models"):
+        assert command in out.stdout
+    fit_help = run("fit", "--help", home=isolated_home)
+    assert "--context" in fit_help.stdout and "--json" in fit_help.stdout
