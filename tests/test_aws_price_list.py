@@ -96,3 +96,22 @@ def test_not_an_offer_file_is_a_clear_error(tmp_path: Path) -> None:
     other.write_text(json.dumps({"offerCode": "AmazonRDS", "products": {}, "terms": {}}))
     with pytest.raises(DataFileError, match="AmazonEC2"):
         read_offer_file(other)
+
+
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda d: d["terms"]["OnDemand"]["SKU1"]["SKU1.JRTCKXETXF"]["priceDimensions"][
+            "SKU1.JRTCKXETXF.6YS6EN2CT7"]["pricePerUnit"].update(USD="cheap"),
+        lambda d: d["terms"]["OnDemand"]["SKU1"]["SKU1.JRTCKXETXF"]["priceDimensions"][
+            "SKU1.JRTCKXETXF.6YS6EN2CT7"]["pricePerUnit"].pop("USD"),
+        lambda d: d["terms"]["OnDemand"]["SKU1"]["SKU1.JRTCKXETXF"]["priceDimensions"][
+            "SKU1.JRTCKXETXF.6YS6EN2CT7"]["pricePerUnit"].update(USD="-1"),
+        lambda d: d["products"].update(SKU9="not an object"),
+    ],
+)
+def test_malformed_offers_name_the_sku(corrupt: Any) -> None:
+    doc = offer_document()
+    corrupt(doc)
+    with pytest.raises(DataFileError, match="SKU"):
+        prices_from_offer(doc, "test-offer")

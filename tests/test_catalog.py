@@ -122,3 +122,17 @@ def test_price_csv_with_a_bad_number_is_reported_by_line(tmp_path: Path) -> None
 def test_purchase_options_are_the_documented_set() -> None:
     assert set(PURCHASE_OPTIONS) == {"on-demand", "spot", "reserved-1y", "reserved-3y", "savings-plan-1y",
                                      "savings-plan-3y"}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_non_finite_or_negative_prices_are_rejected(tmp_path: Path, value: str) -> None:
+    user = tmp_path / "prices.csv"
+    user.write_text("instance_type,region,purchase,usd_per_hour,source,as_of,note\n"
+                    f"g5.xlarge,us-east-1,spot,{value},me,2026-11-25,\n")
+    with pytest.raises(DataFileError, match="usd_per_hour"):
+        load_catalog([user])
+
+
+def test_a_directory_is_not_a_catalog_file(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="is a directory"):
+        load_catalog([tmp_path])

@@ -135,3 +135,19 @@ def test_help_teaches_every_command(isolated_home: Path) -> None:
         assert command in out.stdout
     fit_help = run("fit", "--help", home=isolated_home)
     assert "--context" in fit_help.stdout and "--json" in fit_help.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("models", "show", "meta-llama/Llama-3.1-8B-Instruct", "--context", "-5"),
+     ("catalog", "--region", "mars-1"),
+     ("fit", "meta-llama/Llama-3.1-8B-Instruct", "--region", "mars-1")],
+)
+def test_out_of_range_options_exit_2(isolated_home: Path, args: tuple[str, ...]) -> None:
+    out = run(*args, home=isolated_home)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+
+
+def test_json_flag_on_the_group_applies_to_show(isolated_home: Path) -> None:
+    out = run("models", "--json", "show", "Qwen/Qwen3-8B", home=isolated_home)
+    assert json.loads(out.stdout)["model"] == "Qwen/Qwen3-8B"

@@ -127,3 +127,37 @@ def test_bad_arguments_are_user_errors(catalog) -> None:  # type: ignore[no-unty
         _fit(catalog, "meta-llama/Llama-3.1-8B-Instruct", memory_utilization=1.5)
     with pytest.raises(FleetwiseError):
         _fit(catalog, "meta-llama/Llama-3.1-8B-Instruct", engines=["sglang"])
+
+
+def test_vllm_refuses_tp_that_does_not_divide_kv_heads(catalog, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    # Phi-4's shapes: 40 query heads, 10 KV heads. TP=4 divides 40 but not 10.
+    config = {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 5120,
+              "intermediate_size": 17920, "num_hidden_layers": 40, "num_attention_heads": 40,
+              "num_key_value_heads": 10, "vocab_size": 100352, "max_position_embeddings": 16384}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    results = fit_model(load_model(str(path)), catalog, instances=[catalog.instance("g6e.12xlarge")], tps=[4],
+                        dtypes=["bf16"])
+    assert not results[0].fits and results[0].reason == "TP=4 does not divide 10 KV heads"
+
+
+def test_kv_capacity_counts_each_sequence_once_when_kv_heads_are_replicated(catalog) -> None:  # type: ignore[no-untyped-def]
+    row = _one(_fit(catalog, "meta-llama/Llama-3.1-8B-Instruct", engines=["nxdi"]), "inf2.48xlarge", 24, "bf16")
+    per_sequence_gib = 8192 * 128 * 1024 / 2**30  # 1 GiB of KV per 8k-token sequence
+    assert row.max_sequences == pytest.approx(row.kv_cache_gib / per_sequence_gib, abs=1.0)
+
+
+def test_refused_shapes_offer_no_replicas_or_kv(catalog) -> None:  # type: ignore[no-untyped-def]
+    row = _one(_fit(catalog, "meta-llama/Llama-3.1-8B-Instruct"), "inf2.xlarge", 1, "fp8")
+    assert not row.fits
+    assert row.replicas_per_instance == 0 and row.kv_cache_gib == 0 and row.kv_cache_gib_per_device == 0
+    assert row.reason_source  # even "does not run" carries its source
+
+
+def test_unknown_region_is_an_error(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError):
+        catalog.check_region("mars-1")

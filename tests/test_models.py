@@ -198,3 +198,55 @@ def test_parse_rejects_kv_heads_that_do_not_divide_heads() -> None:
               "num_attention_heads": 6, "num_key_value_heads": 4, "vocab_size": 10, "max_position_embeddings": 16}
     with pytest.raises(DataFileError, match="num_key_value_heads"):
         parse_hf_config(config, "toy")
+
+
+def test_tied_embedding_models_still_pay_for_the_output_projection() -> None:
+    model = load_model("meta-llama/Llama-3.2-1B-Instruct")
+    assert model.tie_word_embeddings
+    # every stored parameter is used once per token: the shared table serves as the LM head
+    assert model.forward_flops_per_token(0) == pytest.approx(2 * model.parameters().total)
+
+
+def _llama_config(**overrides: object) -> dict[str, object]:
+    config: dict[str, object] = {
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 512, "intermediate_size": 1024,
+        "num_hidden_layers": 4, "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 1000,
+        "max_position_embeddings": 4096}
+    config.update(overrides)
+    return config
+
+
+def test_null_keys_take_transformers_defaults() -> None:
+    model = parse_hf_config(_llama_config(num_key_value_heads=None), "toy")
+    assert model.attention.num_kv_heads == 8 and model.attention.kind == "mha"
+
+
+def test_missing_architectures_fall_back_to_the_model_type_class() -> None:
+    config = _llama_config()
+    del config["architectures"]
+    assert parse_hf_config(config, "toy").architecture == "LlamaForCausalLM"
+
+
+def test_layer_types_without_a_window_mean_full_attention() -> None:
+    config = {**_llama_config(model_type="qwen3", architectures=["Qwen3ForCausalLM"]), "head_dim": 64,
+              "layer_types": ["full_attention"] * 4, "sliding_window": None, "use_sliding_window": False}
+    model = parse_hf_config(config, "qwen3-like")
+    assert model.layer_windows == (None, None, None, None)
+
+
+def test_llama4_empty_no_rope_layers_means_the_default_pattern() -> None:
+    entry = bundled_models()["meta-llama/Llama-4-Scout-17B-16E-Instruct"]
+    raw = json.loads((Path(__file__).parents[1] / "src/fleetwise/models/data/configs"
+                      / "meta-llama--Llama-4-Scout-17B-16E-Instruct.json").read_text())
+    raw["text_config"]["no_rope_layers"] = []
+    model = parse_hf_config(raw, "scout")
+    assert model.layer_windows == entry.architecture.layer_windows
+    assert model.sliding_window_layers == 36  # 3 of every 4 layers use chunked local attention
+
+
+def test_engines_without_windowed_kv_allocate_every_layer_fully() -> None:
+    model = load_model("openai/gpt-oss-20b")
+    windowed = model.kv_cache_bytes_per_sequence(8192)
+    full = model.kv_cache_bytes_per_sequence(8192, windowed=False)
+    assert full == model.kv_cache_bytes_per_token() * 8192
+    assert windowed < 0.6 * full  # half the layers keep 128 tokens

@@ -27,12 +27,3 @@ class Sourced(BaseModel, Generic[T]):
             raise ValueError("a missing value needs a 'note' saying where it was looked for")
         return self
 
-    @property
-    def known(self) -> bool:
-        """True when the value was found."""
-        return self.value is not None
-
-
-def value_or_none(item: Sourced[T] | None) -> T | None:
-    """The value of an optional sourced field, or None."""
-    return None if item is None else item.value

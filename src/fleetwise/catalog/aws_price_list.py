@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetwise.catalog.schema import Price
+from fleetwise.datafiles import validate_record
 from fleetwise.errors import DataFileError
 
 # Hours in a reserved term, for spreading an upfront fee over the term (365-day years, as AWS does).
@@ -57,36 +58,51 @@ def read_offer_file(path: str | Path) -> dict[str, Any]:
 
 def prices_from_offer(doc: Mapping[str, Any], source: str, options: ImportOptions = ImportOptions()) -> list[Price]:
     """On-demand and 1y/3y reserved effective hourly prices for Linux shared-tenancy instances in the offer."""
+    products = doc.get("products")
+    if not isinstance(products, Mapping):
+        raise DataFileError(source, "'products' is not an object", field="products")
+    out: list[Price] = []
+    for sku, product in products.items():
+        try:
+            out.extend(_prices_for_product(doc, source, options, str(sku), product))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise DataFileError(source, f"malformed offer: {exc}", entry=f"SKU {sku}") from None
+    return out
+
+
+def _prices_for_product(doc: Mapping[str, Any], source: str, options: ImportOptions, sku: str,
+                        product: Any) -> list[Price]:
+    """The prices one product (SKU) of the offer contributes: none unless it is plain Linux on a wanted type."""
     published = str(doc.get("publicationDate") or "")[:10] or None
     wanted_regions = set(options.regions)
     wanted_types = {t.lower() for t in options.instance_types}
     payment = RESERVED_PAYMENTS[options.reserved_payment]
     terms = doc.get("terms") or {}
-    on_demand_terms = terms.get("OnDemand") or {}
-    reserved_terms = terms.get("Reserved") or {}
-    out: list[Price] = []
-    for sku, product in (doc.get("products") or {}).items():
-        attrs = product.get("attributes") or {}
-        instance_type = str(attrs.get("instanceType", "")).lower()
-        region = attrs.get("regionCode") or _LOCATION_TO_REGION.get(str(attrs.get("location", "")))
-        if not instance_type or not region or not _is_plain_linux(product):
-            continue
-        if (wanted_regions and region not in wanted_regions) or (wanted_types and instance_type not in wanted_types):
-            continue
+    if not isinstance(product, Mapping):
+        raise TypeError("product is not an object")
+    attrs = product.get("attributes") or {}
+    instance_type = str(attrs.get("instanceType", "")).lower()
+    region = attrs.get("regionCode") or _LOCATION_TO_REGION.get(str(attrs.get("location", "")))
+    if not instance_type or not region or not _is_plain_linux(product):
+        return []
+    if (wanted_regions and region not in wanted_regions) or (wanted_types and instance_type not in wanted_types):
+        return []
 
-        def row(purchase: str, usd: float, note: str, *, it: str = instance_type, rg: str = region) -> Price:
-            return Price(instance_type=it, region=rg, purchase=purchase,
-                         usd_per_hour=usd, source=source, as_of=published, note=note)
+    def row(purchase: str, usd: float, note: str) -> Price:
+        return validate_record(Price, {"instance_type": instance_type, "region": region, "purchase": purchase,
+                                       "usd_per_hour": usd, "source": source, "as_of": published, "note": note},
+                               source, f"SKU {sku}")
 
-        hourly = _on_demand_hourly(on_demand_terms.get(sku) or {})
-        if hourly is not None:
-            out.append(row("on-demand", hourly, f"AWS Price List, Linux/shared, SKU {sku}"))
-        for term_length, purchase in (("1yr", "reserved-1y"), ("3yr", "reserved-3y")):
-            effective = _reserved_effective_hourly(reserved_terms.get(sku) or {}, term_length,
-                                                   options.reserved_class, payment)
-            if effective is not None:
-                out.append(row(purchase, effective, f"AWS Price List, {options.reserved_class} RI, {payment}, "
-                                                    f"effective hourly (upfront spread over {term_length}), SKU {sku}"))
+    out = []
+    hourly = _on_demand_hourly((terms.get("OnDemand") or {}).get(sku) or {})
+    if hourly is not None:
+        out.append(row("on-demand", hourly, f"AWS Price List, Linux/shared, SKU {sku}"))
+    for term_length, purchase in (("1yr", "reserved-1y"), ("3yr", "reserved-3y")):
+        effective = _reserved_effective_hourly((terms.get("Reserved") or {}).get(sku) or {}, term_length,
+                                               options.reserved_class, payment)
+        if effective is not None:
+            out.append(row(purchase, effective, f"AWS Price List, {options.reserved_class} RI, {payment}, "
+                                                f"effective hourly (upfront spread over {term_length}), SKU {sku}"))
     return out
 
 
@@ -108,7 +124,10 @@ def _dimensions(offers: Mapping[str, Any]) -> Iterable[tuple[Mapping[str, Any], 
 
 
 def _usd(dimension: Mapping[str, Any]) -> float:
-    return float((dimension.get("pricePerUnit") or {}).get("USD", "nan"))
+    text = (dimension.get("pricePerUnit") or {}).get("USD")
+    if text is None:
+        raise ValueError("price dimension without a USD price")
+    return float(text)
 
 
 def _on_demand_hourly(offers: Mapping[str, Any]) -> float | None:

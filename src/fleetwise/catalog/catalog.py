@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from fleetwise.catalog.schema import PURCHASE_OPTIONS, Chip, Instance, Price
+from fleetwise.datafiles import read_text_file, validate_record
 from fleetwise.errors import DataFileError, FleetwiseError, UnknownNameError
 
 PRICE_COLUMNS = ("instance_type", "region", "purchase", "usd_per_hour", "source", "as_of", "note")
@@ -72,6 +73,12 @@ class Catalog:
         """Regions that have at least one price."""
         return sorted({region for _, region, _ in self.prices})
 
+    def check_region(self, region: str) -> str:
+        """The region if the catalog prices anything there, else an error naming the closest regions."""
+        if region not in self.regions():
+            raise UnknownNameError("region (no prices in the catalog)", region, self.regions())
+        return region
+
     def families(self) -> list[str]:
         """Instance families in catalog order."""
         return list(dict.fromkeys(i.family for i in self.instances.values()))
@@ -114,13 +121,7 @@ class _CatalogBuilder:
         self.files: list[str] = []
 
     def add_file(self, path: Path) -> None:
-        if not path.is_file():
-            raise DataFileError(str(path), "no such file")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DataFileError(str(path), f"cannot read: {exc}") from None
-        self.add_text(text, str(path))
+        self.add_text(read_text_file(path), str(path))
 
     def add_text(self, text: str, name: str) -> None:
         self.files.append(name)
@@ -152,12 +153,11 @@ class _CatalogBuilder:
             raise DataFileError(name, "missing required field", entry=label, field=key)
         merged = {**table[ident][0], **entry} if ident in table else dict(entry)
         merged[key] = ident
-        table[ident] = (merged, name, _validate(model, merged, name, label))
+        table[ident] = (merged, name, validate_record(model, merged, name, label))
 
     def _add_prices(self, rows: list[tuple[dict[str, Any], str]], name: str) -> None:
         for row, label in rows:
-            price = _validate(Price, row, name, label)
-            assert isinstance(price, Price)
+            price = validate_record(Price, row, name, label)
             self.prices[price.key] = price
 
     def build(self) -> Catalog:
@@ -187,17 +187,6 @@ def _entries(doc: dict[str, Any], key: str, name: str) -> list[tuple[dict[str, A
             raise DataFileError(name, "expected a mapping", entry=f"{key}[{index}]")
         out.append((item, index))
     return out
-
-
-def _validate(model: type[BaseModel], data: dict[str, Any], name: str, label: str) -> BaseModel:
-    """Validate one entry; the error names the file, the entry and the first bad field."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or None
-        more = f" (and {exc.error_count() - 1} more problem(s))" if exc.error_count() > 1 else ""
-        raise DataFileError(name, f"{first['msg']}{more}", entry=label, field=where) from None
 
 
 def _read_price_csv(text: str, name: str) -> list[tuple[dict[str, Any], str]]:

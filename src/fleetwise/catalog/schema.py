@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import field_validator, model_validator
 
+from fleetwise.datafiles import Record
 from fleetwise.sourced import Sourced
 
 HardwareKind = Literal["gpu", "neuron"]
@@ -13,11 +15,7 @@ PurchaseOption = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "sav
 PURCHASE_OPTIONS: tuple[str, ...] = get_args(PurchaseOption)
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Chip(_Record):
+class Chip(Record):
     """One accelerator chip: compute, memory and links, per chip."""
 
     id: str
@@ -58,7 +56,7 @@ class Chip(_Record):
         return int(major), int(minor or 0)
 
 
-class Instance(_Record):
+class Instance(Record):
     """One EC2 instance type: its accelerators, host and network."""
 
     instance_type: str
@@ -94,7 +92,7 @@ class Instance(_Record):
         return self.accelerator_count.value
 
 
-class Price(_Record):
+class Price(Record):
     """An hourly price for one instance type, region and purchase option; None when not found."""
 
     instance_type: str
@@ -107,8 +105,8 @@ class Price(_Record):
 
     @model_validator(mode="after")
     def _provenance(self) -> Price:
-        if self.usd_per_hour is not None and self.usd_per_hour < 0:
-            raise ValueError("usd_per_hour must not be negative")
+        if self.usd_per_hour is not None and not (math.isfinite(self.usd_per_hour) and self.usd_per_hour >= 0):
+            raise ValueError("usd_per_hour must be a finite, non-negative number")
         if self.usd_per_hour is not None and not self.source:
             raise ValueError("a price needs a source")
         if self.usd_per_hour is None and not (self.note or "").strip():

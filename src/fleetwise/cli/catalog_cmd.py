@@ -66,6 +66,7 @@ def catalog(
         ctx.obj = {"catalog_files": catalog_files, "region": region, "json": as_json}
         return
     cat = load_catalog(catalog_files)
+    cat.check_region(region)
     rows = [instance_summary(cat, i, region) for i in cat.select(family, instance)]
     if as_json:
         emit_json({"region": region, "files": list(cat.files), "instances": rows})

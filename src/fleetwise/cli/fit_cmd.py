@@ -7,13 +7,11 @@ from pathlib import Path
 import typer
 
 from fleetwise.catalog import DEFAULT_REGION, load_catalog
-from fleetwise.cli.output import console, emit_json, fmt, fmt_params, table
+from fleetwise.cli.output import console, emit_json, fmt, table
 from fleetwise.dtypes import DTYPES
 from fleetwise.errors import FleetwiseError
 from fleetwise.fit import FitResult, fit_model
 from fleetwise.models import load_model
-
-GIB = float(1 << 30)
 
 
 def fit(
@@ -30,7 +28,7 @@ def fit(
                                                              "max_sequences (default: 8192, capped at the model's "
                                                              "maximum)."),
     memory_utilization: float = typer.Option(None, "--memory-utilization", help="Share of device memory the "
-                                             "engine may use (default: the engine's, e.g. vLLM 0.9)."),
+                                             "engine may use (default: the engine's, e.g. vLLM 0.92)."),
     region: str = typer.Option(DEFAULT_REGION, "--region", help="Region for the on-demand price column."),
     show_all: bool = typer.Option(False, "--all", help="Show every shape, not only those that fit plus one "
                                                       "reason per instance where nothing fits."),
@@ -41,6 +39,7 @@ def fit(
     """Check where MODEL fits: weights per device, KV-cache room, max sequences and a reason for every 'no'."""
     arch = load_model(model)
     catalog = load_catalog(catalog_files)
+    catalog.check_region(region)
     instances = catalog.select(family, instance) if (family or instance) else None
     results = fit_model(arch, catalog, instances=instances, engines=engine, tps=tp, dtypes=dtype,
                         context_tokens=context, memory_utilization=memory_utilization, region=region)
@@ -102,5 +101,3 @@ def _most_telling(rows: list[FitResult]) -> FitResult:
     pool = memory_rows or rows
     return min(pool, key=lambda r: (r.weights_gib_per_device / max(r.device_memory_gib, 1e-9), -r.tp))
 
-
-__all__ = ["fit", "fmt_params"]

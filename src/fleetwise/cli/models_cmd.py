@@ -8,12 +8,13 @@ import typer
 
 from fleetwise.cli.output import console, emit_json, fmt, fmt_params, table
 from fleetwise.dtypes import DTYPES
+from fleetwise.errors import FleetwiseError
 from fleetwise.models import ModelArchitecture, bundled_models, find_bundled, load_model
+from fleetwise.units import GIB
 
 app = typer.Typer(help="Model library: bundled Hugging Face configs, or your own config.json.",
                   invoke_without_command=True)
 JsonFlag = typer.Option(False, "--json", help="Print JSON instead of a table.")
-GIB = float(1 << 30)
 
 
 def model_summary(model: ModelArchitecture, context_tokens: int = 8192) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def model_summary(model: ModelArchitecture, context_tokens: int = 8192) -> dict[
 def models(ctx: typer.Context, as_json: bool = JsonFlag) -> None:
     """List the bundled models (usable offline by Hugging Face id in every command)."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = {"json": as_json}
         return
     entries = bundled_models().values()
     if as_json:
@@ -79,10 +81,14 @@ def models(ctx: typer.Context, as_json: bool = JsonFlag) -> None:
 
 
 @app.command("show")
-def show(model: str = typer.Argument(..., help="Bundled HF id, a config.json path, or a model directory."),
+def show(ctx: typer.Context,
+         model: str = typer.Argument(..., help="Bundled HF id, a config.json path, or a model directory."),
          context: int = typer.Option(8192, "--context", help="Sequence length for the KV-cache and FLOPs figures."),
          as_json: bool = JsonFlag) -> None:
     """Show a model's parameters, weight size per dtype, KV cache per token and sequence, and FLOPs."""
+    if context < 1:
+        raise FleetwiseError(f"--context must be at least 1 token, got {context}")
+    as_json = as_json or bool((ctx.obj or {}).get("json"))
     arch = load_model(model)
     summary = model_summary(arch, context)
     entry = find_bundled(model)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -16,8 +17,18 @@ err_console = Console(stderr=True)
 
 
 def emit_json(payload: Any) -> None:
-    """Write `payload` as indented JSON to stdout (never wrapped or coloured)."""
-    sys.stdout.write(json.dumps(payload, indent=2, default=str) + "\n")
+    """Write `payload` as indented, strictly valid JSON to stdout: NaN and infinity become null."""
+    sys.stdout.write(json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def table(title: str | None, columns: list[tuple[str, str]]) -> Table:

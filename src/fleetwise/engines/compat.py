@@ -56,8 +56,8 @@ def architecture_refusal(engine: EngineProfile, chip: Chip, model: ModelArchitec
 def dtype_refusal(engine: EngineProfile, chip: Chip, dtype: WeightDType) -> Refusal | None:
     """Refuse a weight dtype the engine cannot run on this chip."""
     rule = engine.dtypes.get(dtype.id)
-    if rule is None:
-        return Refusal(f"{engine.name} does not run {dtype.id} weights", None)
+    if rule is None or not rule.supported:
+        return Refusal(f"{engine.name} does not run {dtype.id} weights", None if rule is None else rule.source)
     if rule.generations is not None and chip.generation not in rule.generations:
         runs_on = ", ".join(rule.generations) or "no chip"
         return Refusal(f"{engine.name} runs {dtype.id} only on {runs_on}; {chip.name} is {chip.generation}",
@@ -95,6 +95,8 @@ def tensor_parallel_refusal(engine: EngineProfile, chip: Chip, model: ModelArchi
         return Refusal(f"TP={tp} does not divide {kv} KV heads", rule.source)
     if rule.kv_heads == "replicate" and tp > kv and tp % kv:
         return Refusal(f"TP={tp} cannot replicate {kv} KV heads evenly", rule.source)
+    if rule.kv_heads == "replicate" and tp <= kv and kv % tp:
+        return Refusal(f"TP={tp} does not divide {kv} KV heads", rule.source)
     return None
 
 

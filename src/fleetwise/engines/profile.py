@@ -7,19 +7,17 @@ from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field
 
-from fleetwise.errors import DataFileError, UnknownNameError
+from fleetwise.datafiles import Record, validate_record
+from fleetwise.errors import UnknownNameError
 from fleetwise.sourced import Sourced
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DTypeRule(_Record):
+class DTypeRule(Record):
     """When an engine can run a weight dtype: a minimum CUDA capability (GPU) or a list of Neuron generations."""
 
+    supported: bool = True  # False records, with its source, that the engine does not run this dtype
     min_compute_capability: str | None = None  # None: no floor found, runs on every chip the engine runs on
     generations: list[str] | None = None
     source: str
@@ -30,7 +28,7 @@ class DTypeRule(_Record):
 KVHeadSharding = Literal["replicate", "must_divide", "replicate_or_convert_to_mha"]
 
 
-class TensorParallelRule(_Record):
+class TensorParallelRule(Record):
     """How an engine shards a model: over GPUs or NeuronCores, which degrees, and what must divide."""
 
     unit: Literal["gpu", "neuron_core"]
@@ -41,7 +39,7 @@ class TensorParallelRule(_Record):
     # replicate_or_convert_to_mha: replicate when tp % kv == 0, else expand KV to one head per query head.
     kv_heads: KVHeadSharding
     # Physical NeuronCores that form one TP rank, per Neuron generation (logical NeuronCore config).
-    cores_per_rank: dict[str, int] = {}
+    cores_per_rank: dict[str, int] = Field(default_factory=dict)
     source: str
     as_of: str | None = None
     note: str | None = None
@@ -51,7 +49,7 @@ class TensorParallelRule(_Record):
         return self.degrees.get(chip_id, self.degrees.get("default", []))
 
 
-class EngineProfile(_Record):
+class EngineProfile(Record):
     """One serving engine: its capabilities and defaults, each with a source."""
 
     id: str
@@ -68,6 +66,7 @@ class EngineProfile(_Record):
     max_num_seqs: Sourced[int] | None = None
     max_num_batched_tokens: Sourced[int] | None = None
     compiled_shapes: Sourced[bool]  # batch size and sequence buckets fixed at compile time (Neuron)
+    windowed_kv_cache: Sourced[bool]  # sliding/chunked-window layers keep only their window of KV
     continuous_batching: Sourced[bool]
     chunked_prefill: Sourced[bool]
     prefix_caching: Sourced[bool]
@@ -94,12 +93,7 @@ def engine_profiles() -> dict[str, EngineProfile]:
     doc = yaml.safe_load(text) or {}
     profiles: dict[str, EngineProfile] = {}
     for index, raw in enumerate(doc.get("engines") or []):
-        try:
-            profile = EngineProfile.model_validate(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise DataFileError(name, first["msg"], entry=f"{index} ({raw.get('id')})",
-                                field=".".join(str(p) for p in first["loc"])) from None
+        profile = validate_record(EngineProfile, raw, name, f"{index} ({raw.get('id')})")
         profiles[profile.id] = profile
     return profiles
 

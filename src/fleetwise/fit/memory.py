@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fleetwise.catalog.catalog import DEFAULT_REGION, Catalog
-from fleetwise.catalog.schema import Chip, Instance
+from fleetwise.catalog.schema import Instance
 from fleetwise.dtypes import ACTIVATION_BYTES, DEFAULT_FIT_DTYPES, WeightDType, get_dtype
 from fleetwise.engines.compat import (
     DeviceLayout,
@@ -21,11 +21,12 @@ from fleetwise.engines.compat import (
 from fleetwise.engines.profile import DEFAULT_ENGINE_FOR_KIND, EngineProfile, engine_profiles, get_engine
 from fleetwise.errors import FleetwiseError
 from fleetwise.models.architecture import ModelArchitecture
+from fleetwise.units import GIB
 
-GIB = float(1 << 30)
 LOGITS_BYTES = 4.0  # logits are computed in fp32 before sampling
-# Batched tokens assumed for the activation peak when an engine publishes no default.
-_FALLBACK_BATCHED_TOKENS = 2048
+# Batched tokens per step for the activation estimate when an engine publishes no default: vLLM's
+# SchedulerConfig.DEFAULT_MAX_NUM_BATCHED_TOKENS (engines.yaml, vllm max_num_batched_tokens).
+FALLBACK_BATCHED_TOKENS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +41,12 @@ class FitResult:
     fits: bool
     reason: str  # "" when it fits
     reason_source: str | None
-    replicas_per_instance: int
+    replicas_per_instance: int  # 0 when it does not fit
     device_memory_gib: float  # per TP rank (GPU, or NeuronCore group)
     weights_gib_per_device: float
     activation_gib_per_device: float
-    kv_cache_gib_per_device: float
-    kv_cache_gib: float  # per replica, summed over its TP ranks
+    kv_cache_gib_per_device: float  # room left for KV on each rank (0 when it does not fit)
+    kv_cache_gib: float  # per replica, in unreplicated KV: what its sequences can hold in total
     max_sequences: int  # per replica at the requested context
     context_tokens: int
     usd_per_hour: float | None  # on-demand price of the whole instance in the region
@@ -54,6 +55,19 @@ class FitResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON output."""
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryBudget:
+    """Bytes per TP rank: what the engine may use, and what weights, activations and one sequence take."""
+
+    device: float
+    usable: float  # device memory the engine lets weights and activations use
+    weights: float
+    activations: float
+    kv_room: float
+    per_sequence: float  # KV bytes one sequence at the requested context takes on this rank
+    utilization: float
 
 
 def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: int, kv_share: float) -> float:
@@ -69,8 +83,8 @@ def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: in
 
 def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile, tp: int) -> float:
     """Estimated activation peak of one step: batched tokens through the widest layer, plus fp32 logits."""
-    tokens = engine.max_num_batched_tokens.value if engine.max_num_batched_tokens else None
-    tokens = tokens or _FALLBACK_BATCHED_TOKENS
+    tokens = (engine.max_num_batched_tokens.value if engine.max_num_batched_tokens else None) or \
+        FALLBACK_BATCHED_TOKENS
     seqs = (engine.max_num_seqs.value if engine.max_num_seqs else None) or 1
     ffn = model.dense_intermediate_size
     if model.moe is not None:
@@ -80,68 +94,71 @@ def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile,
     return hidden_states + logits
 
 
+def memory_budget(model: ModelArchitecture, engine: EngineProfile, layout: DeviceLayout, tp: int,
+                  dtype: WeightDType, context_tokens: int, memory_utilization: float | None = None) -> MemoryBudget:
+    """How one TP rank's memory divides between weights, activations and KV cache."""
+    utilization = memory_utilization if memory_utilization is not None else (engine.memory_utilization.value or 1.0)
+    kv_share = kv_share_per_rank(engine, model, tp)
+    weights = weight_bytes_per_device(model, dtype, tp, kv_share)
+    activations = activation_bytes_per_device(model, engine, tp)
+    device = layout.memory_gib_per_unit * GIB
+    if engine.memory_utilization_applies_to == "free_after_load":
+        usable = device  # the fraction applies to what is left after weights and activations
+        kv_room = max(device - weights - activations, 0.0) * utilization
+    else:
+        usable = device * utilization
+        kv_room = max(usable - weights - activations, 0.0)
+    windowed = engine.windowed_kv_cache.value is True
+    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens, windowed=windowed) * kv_share
+    return MemoryBudget(device, usable, weights, activations, kv_room, per_sequence, utilization)
+
+
 def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engine: EngineProfile, tp: int,
             dtype: WeightDType, context_tokens: int, memory_utilization: float | None = None,
             region: str = DEFAULT_REGION) -> FitResult:
     """Evaluate one (instance, engine, TP, dtype) shape for `model` at `context_tokens` per sequence."""
     chip = catalog.chip_of(instance)
     layout = device_layout(engine, chip, instance)
-    utilization = memory_utilization if memory_utilization is not None else (engine.memory_utilization.value or 1.0)
-    kv_share = kv_share_per_rank(engine, model, tp)
-    weights = weight_bytes_per_device(model, dtype, tp, kv_share)
-    activations = activation_bytes_per_device(model, engine, tp)
-    memory = layout.memory_gib_per_unit * GIB
-    if engine.memory_utilization_applies_to == "free_after_load":
-        usable = memory  # the fraction applies to what is left after weights and activations
-        kv_room = max(memory - weights - activations, 0.0) * utilization
-    else:
-        usable = memory * utilization
-        kv_room = max(usable - weights - activations, 0.0)
-    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens) * kv_share
-    max_sequences = int(kv_room // per_sequence) if per_sequence > 0 else 0
-    replicas = layout.units // tp if tp <= layout.units else 0
+    budget = memory_budget(model, engine, layout, tp, dtype, context_tokens, memory_utilization)
+    refusal = (architecture_refusal(engine, chip, model) or dtype_refusal(engine, chip, dtype)
+               or tensor_parallel_refusal(engine, chip, model, tp, layout)
+               or _memory_refusal(model, dtype, tp, layout, context_tokens, budget, engine))
+    fits = refusal is None
+    replicas = layout.units // tp if fits else 0
     price = catalog.usd_per_hour(instance.instance_type, region)
-
-    refusal = _first_refusal(model, chip, engine, tp, dtype, layout, context_tokens, usable, weights,
-                             activations, per_sequence, kv_room, utilization)
+    kv_share = kv_share_per_rank(engine, model, tp)
     return FitResult(
         instance=instance.instance_type, accelerator=chip.id, engine=engine.id, tp=tp, dtype=dtype.id,
-        fits=refusal is None, reason="" if refusal is None else refusal.reason,
+        fits=fits, reason="" if refusal is None else refusal.reason,
         reason_source=None if refusal is None else refusal.source,
         replicas_per_instance=replicas,
         device_memory_gib=round(layout.memory_gib_per_unit, 3),
-        weights_gib_per_device=round(weights / GIB, 3),
-        activation_gib_per_device=round(activations / GIB, 3),
-        kv_cache_gib_per_device=round(kv_room / GIB, 3),
-        kv_cache_gib=round(kv_room * tp / GIB, 3),
-        max_sequences=max_sequences if refusal is None else 0,
+        weights_gib_per_device=round(budget.weights / GIB, 3),
+        activation_gib_per_device=round(budget.activations / GIB, 3),
+        kv_cache_gib_per_device=round(budget.kv_room / GIB, 3) if fits else 0.0,
+        kv_cache_gib=round(budget.kv_room / kv_share / GIB, 3) if fits else 0.0,
+        max_sequences=int(budget.kv_room // budget.per_sequence) if fits else 0,
         context_tokens=context_tokens,
         usd_per_hour=price,
         usd_per_replica_hour=(price / replicas) if price is not None and replicas else None,
     )
 
 
-def _first_refusal(model: ModelArchitecture, chip: Chip, engine: EngineProfile, tp: int, dtype: WeightDType,
-                   layout: DeviceLayout, context_tokens: int, usable: float, weights: float, activations: float,
-                   per_sequence: float, kv_room: float, utilization: float) -> Refusal | None:
-    """The first rule this shape breaks, in the order a user would fix them."""
-    for refusal in (architecture_refusal(engine, chip, model), dtype_refusal(engine, chip, dtype),
-                    tensor_parallel_refusal(engine, chip, model, tp, layout)):
-        if refusal is not None:
-            return refusal
+def _memory_refusal(model: ModelArchitecture, dtype: WeightDType, tp: int, layout: DeviceLayout, context_tokens: int,
+                    budget: MemoryBudget, engine: EngineProfile) -> Refusal | None:
+    """Refuse a context the model cannot hold, weights that do not fit, or KV room for no sequence."""
     if context_tokens > model.max_position_embeddings:
         return Refusal(f"context {context_tokens} exceeds the model's maximum {model.max_position_embeddings} tokens")
     unit = layout.unit_name
-    if weights + activations > usable:
-        total = model.weight_bytes(dtype) / GIB
-        share = f" × {utilization:.2f}" if usable < layout.memory_gib_per_unit * GIB else ""
+    if budget.weights + budget.activations > budget.usable:
+        share = f" × {budget.utilization:.2f}" if budget.usable < budget.device else ""
         return Refusal(
-            f"needs {total:,.1f} GiB in {dtype.id} ({weights / GIB:,.1f} GiB per {unit} at TP={tp}) plus "
-            f"{activations / GIB:,.1f} GiB activations; each {unit} has {layout.memory_gib_per_unit:,.1f} GiB"
-            f"{share}", engine.memory_utilization.source)
-    if kv_room < per_sequence:
-        return Refusal(f"KV-cache room {kv_room / GIB:,.2f} GiB per {unit} holds no {context_tokens}-token "
-                       f"sequence (needs {per_sequence / GIB:,.2f} GiB)")
+            f"needs {model.weight_bytes(dtype) / GIB:,.1f} GiB in {dtype.id} ({budget.weights / GIB:,.1f} GiB per "
+            f"{unit} at TP={tp}) plus {budget.activations / GIB:,.1f} GiB activations; each {unit} has "
+            f"{budget.device / GIB:,.1f} GiB{share}", engine.memory_utilization.source)
+    if budget.kv_room < budget.per_sequence:
+        return Refusal(f"KV-cache room {budget.kv_room / GIB:,.2f} GiB per {unit} holds no {context_tokens}-token "
+                       f"sequence (needs {budget.per_sequence / GIB:,.2f} GiB)")
     return None
 
 
@@ -167,8 +184,8 @@ def fit_model(model: ModelArchitecture, catalog: Catalog, *, instances: Sequence
         for engine in engine_list:
             if engine.hardware_kind != chip.kind:
                 continue
-            layout = device_layout(engine, chip, instance)
-            degrees = wanted_tps or [d for d in engine.tensor_parallel.degrees_for(chip.id) if d <= layout.units]
+            units = device_layout(engine, chip, instance).units
+            degrees = wanted_tps or [d for d in engine.tensor_parallel.degrees_for(chip.id) if d <= units]
             for tp in degrees:
                 for dtype in dtype_list:
                     results.append(fit_one(model, catalog, instance, engine, tp, dtype, context_tokens,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from fleetwise.dtypes import ACTIVATION_BYTES, WeightDType
@@ -100,11 +100,24 @@ class ModelArchitecture:
     mlp_bias: bool = False
     source: str | None = None
     note: str | None = None
+    _counts: ParameterCounts | None = field(default=None, init=False, repr=False, compare=False)
 
     # ---- parameters -------------------------------------------------------------------------------
 
     def parameters(self) -> ParameterCounts:
-        """Count parameters by component from the shapes."""
+        """Parameter counts by component (computed once from the shapes)."""
+        if self._counts is None:
+            object.__setattr__(self, "_counts", self._count_parameters())
+        assert self._counts is not None
+        return self._counts
+
+    def matmul_parameters_per_token(self) -> int:
+        """Weights one token multiplies through: active parameters without the embedding lookup, plus the
+        output projection (which a tied model shares with its embedding table)."""
+        p = self.parameters()
+        return p.active_excluding_embedding + (p.embedding if self.tie_word_embeddings else 0)
+
+    def _count_parameters(self) -> ParameterCounts:
         h = self.hidden_size
         layers = self.num_layers
         n_moe = sum(self.moe_layers)
@@ -174,22 +187,29 @@ class ModelArchitecture:
         """KV-cache bytes one token adds across all layers while every window still has room."""
         return self.num_layers * self.kv_cache_bytes_per_token_per_layer(kv_bytes)
 
-    def kv_cache_bytes_per_sequence(self, context_tokens: int, kv_bytes: float = ACTIVATION_BYTES) -> float:
-        """KV-cache bytes held by one sequence of `context_tokens`; windowed layers keep only their window."""
-        return self.kv_cached_token_layers(context_tokens) * self.kv_cache_bytes_per_token_per_layer(kv_bytes)
+    def kv_cache_bytes_per_sequence(self, context_tokens: int, kv_bytes: float = ACTIVATION_BYTES,
+                                    windowed: bool = True) -> float:
+        """KV-cache bytes held by one sequence of `context_tokens`; with `windowed`, windowed layers keep only
+        their window (engines that allocate every layer for the full context pass False)."""
+        token_layers = (self.kv_cached_token_layers(context_tokens) if windowed
+                        else self.num_layers * context_tokens)
+        return token_layers * self.kv_cache_bytes_per_token_per_layer(kv_bytes)
 
     def kv_cached_token_layers(self, context_tokens: int) -> int:
-        """Sum over layers of the tokens each layer keeps for a sequence of `context_tokens`."""
+        """Sum over layers of the tokens each layer keeps (or attends to) for a sequence of `context_tokens`."""
         return sum(context_tokens if w is None else min(w, context_tokens) for w in self.layer_windows)
 
     # ---- compute ----------------------------------------------------------------------------------
 
     def forward_flops_per_token(self, context_tokens: int = 0) -> float:
-        """FLOPs to process one token that attends to `context_tokens` earlier tokens (2 per multiply-add)."""
-        matmul = 2.0 * (self.parameters().active_excluding_embedding)
+        """FLOPs to process one token that attends to `context_tokens` earlier tokens (2 per multiply-add).
+
+        Attention is counted in its plain form (QK^T over head_dim, then PV over v_head_dim); for MLA that is the
+        decompressed form, not the weight-absorbed one some engines run at decode time.
+        """
+        matmul = 2.0 * self.matmul_parameters_per_token()
         a = self.attention
-        attended = sum(context_tokens if w is None else min(w, context_tokens) for w in self.layer_windows)
-        attention_scores = 2.0 * a.num_heads * (a.head_dim + a.v_head_dim) * attended
+        attention_scores = 2.0 * a.num_heads * (a.head_dim + a.v_head_dim) * self.kv_cached_token_layers(context_tokens)
         return matmul + attention_scores
 
     # ---- descriptions -----------------------------------------------------------------------------

@@ -107,7 +107,8 @@ def load_model(name_or_path: str) -> ModelArchitecture:
     if path.exists() or name_or_path.endswith(".json"):
         config, read = load_config_file(path)
         meta = config.get(_META_KEY) or {}
-        folder = path.resolve().parent if path.is_file() else path.resolve()
-        name = str(meta.get("hf_id") or config.get("_name_or_path") or folder.name)
+        resolved = path.resolve()
+        default = resolved.parent.name if resolved.name == "config.json" else resolved.stem
+        name = str(meta.get("hf_id") or config.get("_name_or_path") or (resolved.name if path.is_dir() else default))
         return replace(parse_hf_config(config, name, read), source=read)
     raise UnknownNameError("model", name_or_path, bundled_models())
