@@ -151,3 +151,39 @@ def test_out_of_range_options_exit_2(isolated_home: Path, args: tuple[str, ...])
 def test_json_flag_on_the_group_applies_to_show(isolated_home: Path) -> None:
     out = run("models", "--json", "show", "Qwen/Qwen3-8B", home=isolated_home)
     assert json.loads(out.stdout)["model"] == "Qwen/Qwen3-8B"
+
+
+def test_predict_json_and_a_user_calibration(isolated_home: Path, tmp_path: Path) -> None:
+    args = ("predict", "--model", "meta-llama/Llama-3.1-8B-Instruct", "--hardware", "inf2.48xlarge", "--tp", "8",
+            "--batch", "4", "--input-tokens", "512", "--output-tokens", "128", "--json")
+    out = run(*args, home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    bundled = json.loads(out.stdout)
+    assert bundled["ttft_ms"]["p50"] > 0 and bundled["tpot_ms"]["p50"] > 0
+    assert bundled["breakdown"]["prefill"]["bound"] in ("compute", "memory", "communication", "overhead")
+
+    calibration = tmp_path / "cal.yaml"
+    fitted = run("calibrate", "--no-cross-validate", "--output", str(calibration), "--json", home=isolated_home)
+    assert fitted.returncode == 0, fitted.stderr
+    assert json.loads(fitted.stdout)["median_abs_pct_error"] <= 15
+    again = json.loads(run(*args, "--calibration", str(calibration), home=isolated_home).stdout)
+    assert again["tpot_ms"]["p50"] == pytest.approx(bundled["tpot_ms"]["p50"], rel=0.02)
+
+
+def test_validate_reports_errors_by_family(isolated_home: Path) -> None:
+    out = run("validate", "--json", home=isolated_home)
+    report = json.loads(out.stdout)
+    assert report["median_abs_pct_error"] <= 15
+    assert {"inf2", "trn1", "h100-sxm"} <= set(report["by_family"])
+    assert len(report["excluded"]) == 8 and all(x["reason"] for x in report["excluded"])
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [((), "exactly one of"), (("--batch", "2", "--rate", "1"), "exactly one of"),
+     (("--batch", "2", "--tp", "3"), "TP=3")],
+)
+def test_predict_argument_errors(isolated_home: Path, extra: tuple[str, ...], message: str) -> None:
+    out = run("predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "g6e.12xlarge", "-i", "100", "-o", "10",
+              *extra, home=isolated_home)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from fleetwise import __version__
-from fleetwise.cli import catalog_cmd, fit_cmd, models_cmd
+from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd
 from fleetwise.cli.output import err_console
 from fleetwise.errors import FleetwiseError
 
@@ -15,8 +15,9 @@ app = typer.Typer(
     name="fleetwise",
     help=(
         "Plan LLM serving on AWS: Inferentia/Trainium or NVIDIA GPUs, sized and costed with evidence.\n\n"
-        "Start with `fleetwise fit MODEL` to see where a model fits, `fleetwise catalog` for instances and "
-        "prices, `fleetwise models` for the bundled model library. Every command takes --json."
+        "Start with `fleetwise fit MODEL` to see where a model fits, `fleetwise predict` for its latency, "
+        "throughput and cost on one replica, `fleetwise catalog` for instances and prices, `fleetwise models` "
+        "for the bundled model library. Every command takes --json."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -26,6 +27,9 @@ app = typer.Typer(
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(models_cmd.app, name="models")
 app.command("fit")(fit_cmd.fit)
+app.command("predict")(predict_cmd.predict_command)
+app.command("calibrate")(calibrate_cmd.calibrate_command)
+app.command("validate")(calibrate_cmd.validate_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,121 @@
+"""Request-level latency and throughput from step times: a static batch, a closed loop of users, Poisson arrivals.
+
+Definitions follow vLLM's benchmark: TTFT from arrival to first token (queueing included), TPOT = (e2e − TTFT) /
+(output − 1), throughput = output tokens per second of the whole replica. The closed-loop and Poisson answers
+are steady-state approximations (continuous batching, prefill stalls decode, M/D/1 wait for the prefill);
+the serving simulator replaces them once it exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from fleetwise.perf.step_time import Array, ReplicaArrays, StepTimes, decode_step, prefill_step
+
+DECODE_SAMPLES = 32  # contexts sampled along a request's decode to average step times (exact for linear costs)
+
+
+@dataclass(frozen=True)
+class ScenarioResult:
+    """Per-configuration request metrics (seconds, tokens/s), plus the phase step times behind them."""
+
+    ttft_p50_s: Array
+    ttft_mean_s: Array
+    tpot_p50_s: Array
+    tpot_mean_s: Array
+    e2e_p50_s: Array
+    output_tokens_per_s: Array
+    requests_per_s: Array
+    concurrency: Array  # sequences decoding together in steady state
+    saturated: NDArray[np.bool_]  # True where the offered load exceeds what the replica can serve
+    prefill: StepTimes  # one prefill step (shape (N, 1))
+    decode: StepTimes  # a decode step at the mid-request context (shape (N, 1))
+
+
+def _column(values: Array | float, n: int) -> Array:
+    return np.broadcast_to(np.asarray(values, dtype=np.float64), (n,))[:, None]
+
+
+def _decode_profile(r: ReplicaArrays, batch: Array, input_tokens: Array, output_tokens: Array
+                    ) -> tuple[Array, StepTimes]:
+    """Mean decode step time over a request's life, and the step at its median context."""
+    steps = np.maximum(output_tokens - 1.0, 1.0)
+    fractions = (np.arange(DECODE_SAMPLES) + 0.5) / DECODE_SAMPLES
+    contexts = input_tokens + 1.0 + steps * fractions[None, :]
+    mean = decode_step(r, batch, contexts).total_s.mean(axis=1, keepdims=True)
+    median = decode_step(r, batch, input_tokens + 1.0 + steps * 0.5)
+    return mean, median
+
+
+def static_batch(r: ReplicaArrays, batch: Array | float, input_tokens: Array | float,
+                 output_tokens: Array | float) -> ScenarioResult:
+    """`batch` requests started together: one prefill of them all, then decode steps until the last token."""
+    n = len(r)
+    b, i, o = _column(batch, n), _column(input_tokens, n), _column(output_tokens, n)
+    prefill = prefill_step(r, b, i)
+    ttft = prefill.total_s
+    tpot_mean, median = _decode_profile(r, b, i, o)
+    e2e = ttft + (o - 1.0) * tpot_mean
+    return ScenarioResult(
+        ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=median.total_s[:, 0], tpot_mean_s=tpot_mean[:, 0],
+        e2e_p50_s=e2e[:, 0], output_tokens_per_s=(b * o / e2e)[:, 0], requests_per_s=(b / e2e)[:, 0],
+        concurrency=b[:, 0], saturated=np.zeros(n, dtype=bool), prefill=prefill, decode=median)
+
+
+def _closed_loop(r: ReplicaArrays, users: Array, i: Array, o: Array) -> tuple[Array, Array, Array, StepTimes,
+                                                                                 StepTimes]:
+    """Cycle time, TTFT and mean decode step with `users` sequences in flight (prefill stalls decode)."""
+    prefill = prefill_step(r, np.ones_like(users), i)
+    tpot_mean, median = _decode_profile(r, users, i, o)
+    cycle = users * prefill.total_s + (o - 1.0) * tpot_mean  # each user's request: every prefill + its decodes
+    ttft = prefill.total_s + 0.5 * tpot_mean  # arrive mid-step, then the own prefill
+    return cycle, ttft, tpot_mean, prefill, median
+
+
+def closed_loop(r: ReplicaArrays, concurrency: Array | float, input_tokens: Array | float,
+                output_tokens: Array | float, max_sequences: Array | float = np.inf) -> ScenarioResult:
+    """`concurrency` users each sending a new request when the previous one ends; beyond `max_sequences` wait."""
+    n = len(r)
+    c, i, o = _column(concurrency, n), _column(input_tokens, n), _column(output_tokens, n)
+    active = np.minimum(c, _column(max_sequences, n))
+    cycle, ttft_served, _, prefill, median = _closed_loop(r, active, i, o)
+    throughput_requests = active / cycle
+    e2e = c / throughput_requests  # Little's law over all users, waiting ones included
+    ttft = ttft_served + (e2e - cycle)
+    tpot = (e2e - ttft) / np.maximum(o - 1.0, 1.0)
+    return ScenarioResult(
+        ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=tpot[:, 0], tpot_mean_s=tpot[:, 0],
+        e2e_p50_s=e2e[:, 0], output_tokens_per_s=(throughput_requests * o)[:, 0],
+        requests_per_s=throughput_requests[:, 0], concurrency=active[:, 0], saturated=(c > active)[:, 0],
+        prefill=prefill, decode=median)
+
+
+def poisson(r: ReplicaArrays, rate: Array | float, input_tokens: Array | float, output_tokens: Array | float,
+            max_sequences: Array | float = np.inf, iterations: int = 48) -> ScenarioResult:
+    """Poisson arrivals at `rate` per second: steady concurrency from Little's law, M/D/1 wait for prefill."""
+    n = len(r)
+    lam, i, o = _column(rate, n), _column(input_tokens, n), _column(output_tokens, n)
+    cap = _column(max_sequences, n)
+    cap = np.where(np.isfinite(cap), cap, 1e6)
+    low, high = np.zeros_like(lam), cap.copy()
+    for _ in range(iterations):  # bisection on C = rate x cycle(C); cycle grows with C
+        mid = 0.5 * (low + high)
+        cycle, *_ = _closed_loop(r, np.maximum(mid, 1e-9), i, o)
+        too_few = lam * cycle > mid
+        low, high = np.where(too_few, mid, low), np.where(too_few, high, mid)
+    c = np.maximum(high, 1e-9)
+    cycle, ttft_served, _, prefill, median = _closed_loop(r, c, i, o)
+    saturated = lam * cycle > cap * (1.0 - 1e-6)
+    busy = np.minimum(lam * prefill.total_s, 0.999)  # share of time the prefill path is occupied
+    wait = busy * prefill.total_s / (2.0 * (1.0 - busy))
+    ttft = np.where(saturated, np.inf, ttft_served + wait)
+    e2e = np.where(saturated, np.inf, cycle + wait)
+    tpot = np.where(saturated, np.inf, (cycle - ttft_served) / np.maximum(o - 1.0, 1.0))
+    served = np.where(saturated, cap / cycle, lam)
+    return ScenarioResult(
+        ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=tpot[:, 0], tpot_mean_s=tpot[:, 0],
+        e2e_p50_s=e2e[:, 0], output_tokens_per_s=(served * o)[:, 0], requests_per_s=served[:, 0],
+        concurrency=c[:, 0], saturated=saturated[:, 0], prefill=prefill, decode=median)
