@@ -146,3 +146,26 @@ def test_shipped_calibration_meets_the_error_targets(catalog) -> None:  # type: 
     cv = cross_validate(replay)
     assert cv.median <= 0.25
     assert len(cv.by_source) >= 4
+
+
+def test_neuron_rate_compiles_the_smallest_batch_that_keeps_up(catalog) -> None:  # type: ignore[no-untyped-def]
+    light = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=0.5), catalog, bundled_calibration())
+    heavy = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=8.0), catalog, bundled_calibration())
+    assert light["batch_limit"] < heavy["batch_limit"]
+    assert light["batch_limit"] & (light["batch_limit"] - 1) == 0  # a power of two
+    assert not light["saturated"] and light["tpot_ms"]["p50"] < heavy["tpot_ms"]["p50"]
+
+
+def test_compiled_decode_pays_for_empty_slots(catalog) -> None:  # type: ignore[no-untyped-def]
+    small = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=0.5, max_batch=4), catalog,
+                    bundled_calibration())
+    big = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=0.5, max_batch=64), catalog,
+                  bundled_calibration())
+    assert big["tpot_ms"]["p50"] > small["tpot_ms"]["p50"]  # same load, a bigger compiled batch is slower
+
+
+def test_max_batch_caps_concurrent_sequences_on_gpu(catalog) -> None:  # type: ignore[no-untyped-def]
+    capped = predict(_request(mode="concurrency", load=64, max_batch=8), catalog, bundled_calibration())
+    free = predict(_request(mode="concurrency", load=64), catalog, bundled_calibration())
+    assert capped["concurrency"] == 8 and free["concurrency"] == 64
+    assert capped["ttft_ms"]["p50"] > free["ttft_ms"]["p50"]  # the other 56 users wait their turn

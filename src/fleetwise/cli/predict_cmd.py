@@ -26,6 +26,9 @@ def predict_command(
     concurrency: int = typer.Option(None, "--concurrency", help="A closed loop of C users, each sending its next "
                                                                "request when the last one finishes."),
     rate: float = typer.Option(None, "--rate", help="Poisson arrivals, requests per second."),
+    max_batch: int = typer.Option(None, "--max-batch", help="The engine's batch limit (vLLM max_num_seqs; the "
+                                                             "compiled batch on Neuron). Default: what the KV cache "
+                                                             "holds (Neuron --concurrency: the user count)."),
     input_tokens: int = typer.Option(..., "--input-tokens", "-i", help="Prompt tokens per request."),
     output_tokens: int = typer.Option(..., "--output-tokens", "-o", help="Generated tokens per request."),
     calibration: Path = typer.Option(None, "--calibration", help="Calibration file from `fleetwise calibrate` "
@@ -43,7 +46,7 @@ def predict_command(
     load = loads[0][1]
     request = PredictRequest(model=load_model(model), hardware=hardware, tp=tp, dtype=dtype, engine=engine,
                              mode=mode, load=float(load), input_tokens=input_tokens, output_tokens=output_tokens,
-                             region=region)
+                             region=region, max_batch=max_batch)
     result = predict(request, load_catalog(catalog_files), load_calibration(calibration))
     if as_json:
         emit_json(result)

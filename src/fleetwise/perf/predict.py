@@ -15,7 +15,7 @@ from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import resolve_hardware
 from fleetwise.perf.scenarios import ScenarioResult, closed_loop, poisson, static_batch
-from fleetwise.perf.step_time import ReplicaConfig, StepTimes, build_arrays
+from fleetwise.perf.step_time import ReplicaArrays, ReplicaConfig, StepTimes, build_arrays
 
 Mode = Literal["batch", "concurrency", "rate"]
 
@@ -34,6 +34,7 @@ class PredictRequest:
     input_tokens: int
     output_tokens: int
     region: str = DEFAULT_REGION
+    max_batch: int | None = None  # the engine's max_num_seqs (compiled batch size on Neuron); None: KV-limited
 
 
 def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationTable) -> dict[str, Any]:
@@ -54,10 +55,19 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     arrays = build_arrays([ReplicaConfig(request.model, hardware, dtype, efficiency)])
     if request.mode == "batch":
         result = static_batch(arrays, request.load, request.input_tokens, request.output_tokens)
-    elif request.mode == "concurrency":
-        result = closed_loop(arrays, request.load, request.input_tokens, request.output_tokens, fit.max_sequences)
     else:
-        result = poisson(arrays, request.load, request.input_tokens, request.output_tokens, fit.max_sequences)
+        limit = fit.max_sequences
+        if request.max_batch is not None:
+            if request.max_batch > fit.max_sequences:
+                raise FleetwiseError(f"--max-batch {request.max_batch} does not fit the KV cache: room for "
+                                     f"{fit.max_sequences} sequences of {context} tokens")
+            limit = request.max_batch
+        elif hardware.engine.compiled_shapes.value and request.mode == "concurrency":
+            limit = min(int(request.load), fit.max_sequences)  # compile for the user count
+        elif hardware.engine.compiled_shapes.value:
+            limit = _smallest_compiled_batch(arrays, request, fit.max_sequences)
+        scenario = closed_loop if request.mode == "concurrency" else poisson
+        result = scenario(arrays, request.load, request.input_tokens, request.output_tokens, limit)
     price = hardware.usd_per_replica_hour
     tokens_per_s = float(result.output_tokens_per_s[0])
     calibrated = calibration.has_cell(hardware.engine.id, hardware.chip.id)
@@ -74,6 +84,7 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
         "concurrency": round(float(result.concurrency[0]), 3),
         "saturated": bool(result.saturated[0]),
         "max_sequences": fit.max_sequences,
+        "batch_limit": None if request.mode == "batch" else limit,
         "usd_per_hour": None if price is None else round(price, 5),
         "usd_per_million_output_tokens": None if price is None or tokens_per_s <= 0 else
         round(price / (tokens_per_s * 3600.0) * 1e6, 5),
@@ -87,6 +98,16 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     }
 
 
+def _smallest_compiled_batch(arrays: ReplicaArrays, request: PredictRequest, max_sequences: int) -> int:
+    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with the rate."""
+    batch = 1
+    while batch < max_sequences:
+        if not poisson(arrays, request.load, request.input_tokens, request.output_tokens, batch).saturated[0]:
+            return batch
+        batch *= 2
+    return max_sequences
+
+
 def _check_request(request: PredictRequest) -> None:
     if request.input_tokens < 1 or request.output_tokens < 1:
         raise FleetwiseError("--input-tokens and --output-tokens must be at least 1")
@@ -94,6 +115,8 @@ def _check_request(request: PredictRequest) -> None:
         raise FleetwiseError(f"--{request.mode} must be positive, got {request.load:g}")
     if request.mode in ("batch", "concurrency") and request.load != int(request.load):
         raise FleetwiseError(f"--{request.mode} must be a whole number, got {request.load:g}")
+    if request.max_batch is not None and request.max_batch < 1:
+        raise FleetwiseError(f"--max-batch must be at least 1, got {request.max_batch}")
 
 
 def _ms(seconds: np.ndarray) -> float | None:
@@ -118,8 +141,9 @@ def _phase(step: StepTimes) -> dict[str, Any]:
 def _notes(request: PredictRequest, compiled: bool, calibrated: bool, result: ScenarioResult) -> list[str]:
     notes = []
     if compiled:
-        notes.append("Neuron: prompts and contexts run in power-of-two buckets (>= 128 tokens) and the batch is "
-                     "fixed at compile time")
+        notes.append("Neuron: prompts and contexts run in power-of-two buckets (>= 128 tokens); every decode step "
+                     "runs the full compiled batch (batch_limit: --max-batch, else the user count, or under --rate "
+                     "the smallest power of two that keeps up)")
     if not calibrated:
         notes.append("no measurements for this engine on this chip: efficiencies are borrowed from the rest of the "
                      "calibration (expect a wider error)")

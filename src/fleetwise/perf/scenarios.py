@@ -65,11 +65,15 @@ def static_batch(r: ReplicaArrays, batch: Array | float, input_tokens: Array | f
         concurrency=b[:, 0], saturated=np.zeros(n, dtype=bool), prefill=prefill, decode=median)
 
 
-def _closed_loop(r: ReplicaArrays, users: Array, i: Array, o: Array) -> tuple[Array, Array, Array, StepTimes,
-                                                                                 StepTimes]:
-    """Cycle time, TTFT and mean decode step with `users` sequences in flight (prefill stalls decode)."""
+def _closed_loop(r: ReplicaArrays, users: Array, i: Array, o: Array, compiled_batch: Array
+                 ) -> tuple[Array, Array, Array, StepTimes, StepTimes]:
+    """Cycle time, TTFT and mean decode step with `users` sequences in flight (prefill stalls decode).
+
+    Engines with compiled shapes run every decode step at the full compiled batch, however many slots are busy.
+    """
     prefill = prefill_step(r, np.ones_like(users), i)
-    tpot_mean, median = _decode_profile(r, users, i, o)
+    decode_batch = np.where(r.column("pads_prompts") > 0, np.maximum(users, compiled_batch), users)
+    tpot_mean, median = _decode_profile(r, decode_batch, i, o)
     cycle = users * prefill.total_s + (o - 1.0) * tpot_mean  # each user's request: every prefill + its decodes
     ttft = prefill.total_s + 0.5 * tpot_mean  # arrive mid-step, then the own prefill
     return cycle, ttft, tpot_mean, prefill, median
@@ -77,11 +81,13 @@ def _closed_loop(r: ReplicaArrays, users: Array, i: Array, o: Array) -> tuple[Ar
 
 def closed_loop(r: ReplicaArrays, concurrency: Array | float, input_tokens: Array | float,
                 output_tokens: Array | float, max_sequences: Array | float = np.inf) -> ScenarioResult:
-    """`concurrency` users each sending a new request when the previous one ends; beyond `max_sequences` wait."""
+    """`concurrency` users each sending a new request when the previous one ends; beyond `max_sequences` (the
+    engine's batch limit, or what the KV cache holds) they wait. Compiled engines run `max_sequences` slots."""
     n = len(r)
     c, i, o = _column(concurrency, n), _column(input_tokens, n), _column(output_tokens, n)
-    active = np.minimum(c, _column(max_sequences, n))
-    cycle, ttft_served, _, prefill, median = _closed_loop(r, active, i, o)
+    limit = _column(max_sequences, n)
+    active = np.minimum(c, limit)
+    cycle, ttft_served, _, prefill, median = _closed_loop(r, active, i, o, np.where(np.isfinite(limit), limit, 0))
     throughput_requests = active / cycle
     e2e = c / throughput_requests  # Little's law over all users, waiting ones included
     ttft = ttft_served + (e2e - cycle)
@@ -99,15 +105,16 @@ def poisson(r: ReplicaArrays, rate: Array | float, input_tokens: Array | float, 
     n = len(r)
     lam, i, o = _column(rate, n), _column(input_tokens, n), _column(output_tokens, n)
     cap = _column(max_sequences, n)
+    compiled = np.where(np.isfinite(cap), cap, 0)
     cap = np.where(np.isfinite(cap), cap, 1e6)
     low, high = np.zeros_like(lam), cap.copy()
     for _ in range(iterations):  # bisection on C = rate x cycle(C); cycle grows with C
         mid = 0.5 * (low + high)
-        cycle, *_ = _closed_loop(r, np.maximum(mid, 1e-9), i, o)
+        cycle, *_ = _closed_loop(r, np.maximum(mid, 1e-9), i, o, compiled)
         too_few = lam * cycle > mid
         low, high = np.where(too_few, mid, low), np.where(too_few, high, mid)
     c = np.maximum(high, 1e-9)
-    cycle, ttft_served, _, prefill, median = _closed_loop(r, c, i, o)
+    cycle, ttft_served, _, prefill, median = _closed_loop(r, c, i, o, compiled)
     saturated = lam * cycle > cap * (1.0 - 1e-6)
     busy = np.minimum(lam * prefill.total_s, 0.999)  # share of time the prefill path is occupied
     wait = busy * prefill.total_s / (2.0 * (1.0 - busy))
