@@ -174,8 +174,8 @@ def test_validate_reports_errors_by_family(isolated_home: Path) -> None:
     out = run("validate", "--json", home=isolated_home)
     report = json.loads(out.stdout)
     assert report["median_abs_pct_error"] <= 15
-    assert {"inf2", "trn1", "h100-sxm"} <= set(report["by_family"])
-    assert len(report["excluded"]) == 8 and all(x["reason"] for x in report["excluded"])
+    assert {"inf2", "trn1", "trn2", "p5", "g6e"} <= set(report["by_family"])
+    assert len(report["excluded"]) >= 8 and all(x["reason"] for x in report["excluded"])
 
 
 @pytest.mark.parametrize(
@@ -187,3 +187,36 @@ def test_predict_argument_errors(isolated_home: Path, extra: tuple[str, ...], me
     out = run("predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "g6e.12xlarge", "-i", "100", "-o", "10",
               *extra, home=isolated_home)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", "--rate", "nan", "-i", "10",
+          "-o", "10"), "positive number"),
+        (("predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", "--batch", "1", "-i", "10",
+          "-o", "10", "--calibration", "{tmp}"), "is a directory"),
+        (("validate", "--measurements", "{tmp}"), "is a directory"),
+        (("calibrate", "--ridge", "-1"), "--ridge"),
+        (("calibrate", "--output", "{tmp}", "--no-cross-validate"), "is a directory"),
+        (("predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "g5.xlarge", "--batch", "1", "-i", "10",
+          "-o", "10"), "not found in the catalog"),
+    ],
+)
+def test_perf_commands_refuse_bad_input_cleanly(isolated_home: Path, tmp_path: Path, args: tuple[str, ...],
+                                                message: str) -> None:
+    out = run(*(a.replace("{tmp}", str(tmp_path)) for a in args), home=isolated_home)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("column", "value"), [("tp", "1.5"), ("value", "nan"), ("tp", "inf")])
+def test_bad_measurement_rows_name_line_and_field(isolated_home: Path, tmp_path: Path, column: str,
+                                                  value: str) -> None:
+    row = {"source": "me", "hardware": "p5.48xlarge", "tp": "1", "engine": "vllm",
+           "model": "meta-llama/Llama-3.1-8B-Instruct", "dtype": "bf16", "batch": "1", "input_tokens": "128",
+           "output_tokens": "128", "metric": "tpot_ms_p50", "value": "7.0"}
+    row[column] = value
+    path = tmp_path / "m.csv"
+    path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
+    out = run("validate", "--measurements", str(path), home=isolated_home)
+    assert out.returncode == 2 and "line 2" in out.stderr and column in out.stderr

@@ -150,7 +150,7 @@ def test_shipped_calibration_meets_the_error_targets(catalog) -> None:  # type: 
 
 def test_neuron_rate_compiles_the_smallest_batch_that_keeps_up(catalog) -> None:  # type: ignore[no-untyped-def]
     light = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=0.5), catalog, bundled_calibration())
-    heavy = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=8.0), catalog, bundled_calibration())
+    heavy = predict(_request(hardware="inf2.48xlarge", tp=8, mode="rate", load=3.0), catalog, bundled_calibration())
     assert light["batch_limit"] < heavy["batch_limit"]
     assert light["batch_limit"] & (light["batch_limit"] - 1) == 0  # a power of two
     assert not light["saturated"] and light["tpot_ms"]["p50"] < heavy["tpot_ms"]["p50"]
@@ -169,3 +169,35 @@ def test_max_batch_caps_concurrent_sequences_on_gpu(catalog) -> None:  # type: i
     free = predict(_request(mode="concurrency", load=64), catalog, bundled_calibration())
     assert capped["concurrency"] == 8 and free["concurrency"] == 64
     assert capped["ttft_ms"]["p50"] > free["ttft_ms"]["p50"]  # the other 56 users wait their turn
+
+
+def test_a_lone_request_is_never_faster_than_batch_one(catalog) -> None:  # type: ignore[no-untyped-def]
+    for model, hardware, tp in (("meta-llama/Llama-3.1-8B-Instruct", "p5.48xlarge", 1),
+                                ("mistralai/Mixtral-8x7B-Instruct-v0.1", "p5.48xlarge", 2)):
+        base = {"model": load_model(model), "hardware": hardware, "tp": tp, "input_tokens": 2048, "output_tokens": 16}
+        alone = predict(_request(**base, mode="batch", load=1.0), catalog, bundled_calibration())
+        trickle = predict(_request(**base, mode="rate", load=0.01), catalog, bundled_calibration())
+        assert trickle["e2e_s"]["p50"] >= alone["e2e_s"]["p50"] * 0.999
+        assert trickle["tpot_ms"]["p50"] >= alone["tpot_ms"]["p50"] * 0.999
+
+
+@pytest.mark.parametrize("mode", ["batch", "concurrency", "rate"])
+def test_one_output_token_has_no_tpot(catalog, mode: str) -> None:  # type: ignore[no-untyped-def]
+    result = predict(_request(mode=mode, load=1.0, output_tokens=1), catalog, bundled_calibration())
+    assert result["tpot_ms"]["p50"] is None
+    assert result["e2e_s"]["p50"] * 1e3 >= result["ttft_ms"]["p50"] * 0.999
+
+
+def test_compiled_static_batch_pays_for_its_compiled_size(catalog) -> None:  # type: ignore[no-untyped-def]
+    exact = predict(_request(hardware="inf2.48xlarge", tp=8, load=3.0), catalog, bundled_calibration())
+    padded = predict(_request(hardware="inf2.48xlarge", tp=8, load=3.0, max_batch=32), catalog,
+                     bundled_calibration())
+    assert padded["tpot_ms"]["p50"] > exact["tpot_ms"]["p50"]
+    with pytest.raises(FleetwiseError, match="smaller than --batch"):
+        predict(_request(hardware="inf2.48xlarge", tp=8, load=3.0, max_batch=2), catalog, bundled_calibration())
+
+
+@pytest.mark.parametrize("load", [float("nan"), float("inf")])
+def test_non_finite_rates_are_refused(catalog, load: float) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(FleetwiseError, match="positive number"):
+        predict(_request(mode="rate", load=load), catalog, bundled_calibration())

@@ -11,16 +11,18 @@ import typer
 
 from fleetwise.catalog import load_catalog
 from fleetwise.cli.output import console, emit_json, table
+from fleetwise.errors import FleetwiseError
 from fleetwise.perf.calibrate import (
     RIDGE,
     Replay,
+    absolute_percentage_errors,
     calibrate,
     cross_validate,
     predict_rows,
     prepare_replay,
     with_table,
 )
-from fleetwise.perf.efficiency import load_calibration
+from fleetwise.perf.efficiency import CalibrationTable, load_calibration
 from fleetwise.perf.measurements import ExcludedRow, read_measurements
 
 MeasurementsOption = typer.Option(None, "--measurements", help="Measurement CSV (default: the bundled published "
@@ -38,12 +40,19 @@ def calibrate_command(
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Fit efficiencies to measurements (least squares on log error) and write a calibration file."""
+    if not 0.0 <= ridge <= 100.0:
+        raise FleetwiseError(f"--ridge must be between 0 and 100, got {ridge}")
+    if output.is_dir():
+        raise FleetwiseError(f"--output {output} is a directory; give a file name such as calibration.yaml")
     rows, excluded = read_measurements(measurements)
     replay = prepare_replay(rows, load_catalog(catalog_files))
     name = str(measurements) if measurements else "fleetwise/perf/data/measurements.csv"
     fitted, errors, cv = calibrate(replay, name, ridge, cross_validation)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(fitted.to_yaml(), encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(fitted.to_yaml(), encoding="utf-8")
+    except OSError as exc:
+        raise FleetwiseError(f"cannot write {output}: {exc.strerror or exc}") from None
     summary = {"output": str(output), "rows": len(rows), "excluded": len(excluded),
                "median_abs_pct_error": round(float(np.median(errors)) * 100, 2),
                "leave_one_source_out_median_abs_pct_error": None if cv is None else round(cv.median * 100, 2),
@@ -90,11 +99,11 @@ def validate_command(
         console.print(f"[dim]excluded line {row['line']} ({row['metric']}): {row['reason']}[/]")
 
 
-def validation_report(replay: Replay, calibration: Any, excluded: list[ExcludedRow],
+def validation_report(replay: Replay, calibration: CalibrationTable, excluded: list[ExcludedRow],
                       cross_validation: bool) -> dict[str, Any]:
     """Rows, errors overall and per hardware family, and optionally leave-one-source-out errors."""
     predicted = predict_rows(replay, with_table(replay, calibration))
-    errors = np.array([abs(p - r.value) / r.value for p, r in zip(predicted, replay.rows, strict=True)])
+    errors = absolute_percentage_errors(replay, calibration)
     by_family: dict[str, list[float]] = defaultdict(list)
     for family, error in zip(replay.family, errors, strict=True):
         by_family[family].append(float(error))

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from fleetwise.datafiles import read_text_file
 from fleetwise.errors import DataFileError
 
 TERMS = ("compute", "memory", "communication", "allreduce_us", "overhead_ms")
@@ -30,7 +31,7 @@ class Efficiency:
     compute: float  # share of dense peak FLOP/s the matmuls and attention reach
     memory: float  # share of memory bandwidth reached streaming weights and KV cache
     communication: float  # share of link bandwidth reached by tensor-parallel all-reduces
-    allreduce_us: float  # fixed latency of one all-reduce call
+    allreduce_us: float  # fixed latency of one hop of a ring all-reduce
     overhead_ms: float  # fixed time per forward step (scheduling, launches, sampling)
 
 
@@ -73,7 +74,9 @@ def parse_calibration(text: str, name: str) -> CalibrationTable:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise DataFileError(name, f"not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise DataFileError(name, f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("base"), dict):
         raise DataFileError(name, f"a calibration file needs a 'base' mapping of {', '.join(TERMS)}")
     tables: dict[str, dict[str, dict[str, float]]] = {}
@@ -90,7 +93,8 @@ def parse_calibration(text: str, name: str) -> CalibrationTable:
                 if term not in TERMS:
                     raise DataFileError(name, f"unknown term; expected one of {', '.join(TERMS)}",
                                         entry=f"{section}.{key}", field=term)
-                if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+                        or value <= 0:
                     raise DataFileError(name, f"expected a positive number, got {value!r}",
                                         entry=f"{section}.{key}", field=term)
                 checked[str(term)] = float(value)
@@ -113,8 +117,4 @@ def load_calibration(path: str | Path | None) -> CalibrationTable:
     """A user's calibration file, or the bundled one when `path` is None."""
     if path is None:
         return bundled_calibration()
-    p = Path(path).expanduser()
-    try:
-        return parse_calibration(p.read_text(encoding="utf-8"), str(p))
-    except FileNotFoundError:
-        raise DataFileError(str(p), "no such file") from None
+    return parse_calibration(read_text_file(path), str(Path(path).expanduser()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from fleetwise.catalog.catalog import DEFAULT_REGION, Catalog
@@ -52,13 +53,14 @@ class ReplicaHardware:
 
     @property
     def link_bytes_per_s_per_rank(self) -> float | None:
-        """Per-direction bandwidth of a rank's link to its TP peers (vendors quote both directions together)."""
+        """Per-direction bandwidth of a rank's link to its TP peers (vendors quote both directions together, per
+        chip; the TP ranks on one chip share it)."""
         figure = None
         if self.instance.interconnect_gb_per_s is not None:
             figure = self.instance.interconnect_gb_per_s.value
         if figure is None and self.chip.chip_interconnect_gb_per_s is not None:
             figure = self.chip.chip_interconnect_gb_per_s.value
-        return None if figure is None else figure * GB / 2
+        return None if figure is None else figure * GB / 2 * self.units_per_chip_share  # ranks share a chip's link
 
 
 def resolve_hardware(catalog: Catalog, hardware: str, tp: int, engine_id: str | None = None,
@@ -102,10 +104,10 @@ def _smallest_instance_for(catalog: Catalog, chip: Chip, engine: EngineProfile, 
         if instance.accelerator != chip.id:
             continue
         units = device_layout(engine, chip, instance).units
-        price = catalog.usd_per_hour(instance.instance_type)
-        if units < tp or price is None:
+        if units < tp:
             continue
-        per_rank = price / units
+        price = catalog.usd_per_hour(instance.instance_type)
+        per_rank = math.inf if price is None else price / units  # unpriced instances still serve, last
         if best is None or per_rank < best[0]:
             best = (per_rank, instance)
     return None if best is None else best[1]

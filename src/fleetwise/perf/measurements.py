@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from fleetwise.datafiles import read_text_file
 from fleetwise.errors import DataFileError
 
 METRICS = ("ttft_ms_p50", "tpot_ms_p50", "e2e_ms_mean", "output_tokens_per_s", "output_tokens_per_s_per_gpu")
@@ -63,10 +65,7 @@ def read_measurements(path: str | Path | None = None) -> tuple[list[Measurement]
         text = (resources.files("fleetwise.perf") / "data" / "measurements.csv").read_text(encoding="utf-8")
     else:
         name = str(path)
-        try:
-            text = Path(path).expanduser().read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataFileError(name, "no such file") from None
+        text = read_text_file(path)
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
@@ -87,14 +86,15 @@ def read_measurements(path: str | Path | None = None) -> tuple[list[Measurement]
 def _parse_row(row: dict[str, str], line: int, name: str) -> Measurement:
     entry = f"line {line}"
 
-    def number(key: str, kind: type[int] | type[float]) -> float:
+    def number(key: str, whole: bool = False) -> float:
         text = (row.get(key) or "").strip()
         try:
-            value = kind(float(text)) if kind is int else float(text)
+            value = float(text)
         except ValueError:
             raise DataFileError(name, f"expected a number, got {text!r}", entry=entry, field=key) from None
-        if value <= 0:
-            raise DataFileError(name, f"must be positive, got {text!r}", entry=entry, field=key)
+        if not math.isfinite(value) or value <= 0 or (whole and value != int(value)):
+            kind = "a positive whole number" if whole else "a positive, finite number"
+            raise DataFileError(name, f"must be {kind}, got {text!r}", entry=entry, field=key)
         return value
 
     metric = (row.get("metric") or "").strip()
@@ -105,9 +105,9 @@ def _parse_row(row: dict[str, str], line: int, name: str) -> Measurement:
         if not (row.get(key) or "").strip():
             raise DataFileError(name, "missing value", entry=entry, field=key)
     return Measurement(
-        line=line, source=row["source"].strip(), hardware=row["hardware"].strip(), tp=int(number("tp", int)),
+        line=line, source=row["source"].strip(), hardware=row["hardware"].strip(), tp=int(number("tp", True)),
         engine=row["engine"].strip(), model=row["model"].strip(), dtype=row["dtype"].strip(),
-        batch=int(number("batch", int)), input_tokens=int(number("input_tokens", int)),
-        output_tokens=int(number("output_tokens", int)), metric=metric, value=number("value", float),
+        batch=int(number("batch", True)), input_tokens=int(number("input_tokens", True)),
+        output_tokens=int(number("output_tokens", True)), metric=metric, value=number("value"),
         assumptions=(row.get("assumptions") or "").strip(),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -51,10 +52,13 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     if request.mode == "batch" and request.load > fit.max_sequences:
         raise FleetwiseError(f"batch {request.load:g} does not fit the KV cache: {hardware.name} TP={request.tp} "
                              f"{dtype.id} has room for {fit.max_sequences} sequences of {context} tokens")
+    if request.mode == "batch" and request.max_batch is not None and request.max_batch < request.load:
+        raise FleetwiseError(f"--max-batch {request.max_batch} is smaller than --batch {request.load:g}")
     efficiency = calibration.lookup(hardware.engine.id, hardware.chip.id, hardware.chip.kind)
     arrays = build_arrays([ReplicaConfig(request.model, hardware, dtype, efficiency)])
     if request.mode == "batch":
-        result = static_batch(arrays, request.load, request.input_tokens, request.output_tokens)
+        limit = request.max_batch or int(request.load)  # a compiled engine pads the batch to its compiled size
+        result = static_batch(arrays, request.load, request.input_tokens, request.output_tokens, limit)
     else:
         limit = fit.max_sequences
         if request.max_batch is not None:
@@ -78,13 +82,14 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
         "output_tokens": request.output_tokens,
         "ttft_ms": {"p50": _ms(result.ttft_p50_s), "mean": _ms(result.ttft_mean_s)},
         "tpot_ms": {"p50": _ms(result.tpot_p50_s), "mean": _ms(result.tpot_mean_s)},
+        "itl_ms": {"p50": _ms(result.itl_p50_s)},
         "e2e_s": {"p50": _finite(result.e2e_p50_s)},
         "output_tokens_per_s": round(tokens_per_s, 3),
         "requests_per_s": round(float(result.requests_per_s[0]), 5),
         "concurrency": round(float(result.concurrency[0]), 3),
         "saturated": bool(result.saturated[0]),
         "max_sequences": fit.max_sequences,
-        "batch_limit": None if request.mode == "batch" else limit,
+        "batch_limit": limit,
         "usd_per_hour": None if price is None else round(price, 5),
         "usd_per_million_output_tokens": None if price is None or tokens_per_s <= 0 else
         round(price / (tokens_per_s * 3600.0) * 1e6, 5),
@@ -111,8 +116,8 @@ def _smallest_compiled_batch(arrays: ReplicaArrays, request: PredictRequest, max
 def _check_request(request: PredictRequest) -> None:
     if request.input_tokens < 1 or request.output_tokens < 1:
         raise FleetwiseError("--input-tokens and --output-tokens must be at least 1")
-    if request.load <= 0:
-        raise FleetwiseError(f"--{request.mode} must be positive, got {request.load:g}")
+    if not math.isfinite(request.load) or request.load <= 0:
+        raise FleetwiseError(f"--{request.mode} must be a positive number, got {request.load:g}")
     if request.mode in ("batch", "concurrency") and request.load != int(request.load):
         raise FleetwiseError(f"--{request.mode} must be a whole number, got {request.load:g}")
     if request.max_batch is not None and request.max_batch < 1:
@@ -149,6 +154,11 @@ def _notes(request: PredictRequest, compiled: bool, calibrated: bool, result: Sc
                      "calibration (expect a wider error)")
     if request.mode != "batch":
         notes.append("steady-state approximation (continuous batching, prefill stalls decode, M/D/1 prefill wait)")
-    if bool(result.saturated[0]):
-        notes.append("offered load exceeds what the replica serves within its KV cache: latency grows without bound")
+    if bool(result.saturated[0]) and request.mode == "rate":
+        notes.append("offered load exceeds what the replica serves within its batch limit: latency grows without "
+                     "bound")
+    elif bool(result.saturated[0]):
+        notes.append("more users than the batch limit: the rest wait for a free slot (counted in TTFT)")
+    if request.output_tokens == 1:
+        notes.append("one output token: TPOT is undefined (null)")
     return notes

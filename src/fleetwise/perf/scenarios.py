@@ -2,8 +2,8 @@
 
 Definitions follow vLLM's benchmark: TTFT from arrival to first token (queueing included), TPOT = (e2e − TTFT) /
 (output − 1), throughput = output tokens per second of the whole replica. The closed-loop and Poisson answers
-are steady-state approximations (continuous batching, prefill stalls decode, M/D/1 wait for the prefill);
-the serving simulator replaces them once it exists.
+are steady-state approximations (continuous batching; other requests' prompts interleave with a request's
+decode; Little's law; M/D/1 wait for admission); the serving simulator replaces them once it exists.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ class ScenarioResult:
 
     ttft_p50_s: Array
     ttft_mean_s: Array
-    tpot_p50_s: Array
+    tpot_p50_s: Array  # per request: (e2e - ttft) / (output - 1); NaN when a request has one output token
     tpot_mean_s: Array
+    itl_p50_s: Array  # median inter-token latency: the decode step at the request's median context
     e2e_p50_s: Array
     output_tokens_per_s: Array
     requests_per_s: Array
@@ -39,44 +40,59 @@ def _column(values: Array | float, n: int) -> Array:
     return np.broadcast_to(np.asarray(values, dtype=np.float64), (n,))[:, None]
 
 
-def _decode_profile(r: ReplicaArrays, batch: Array, input_tokens: Array, output_tokens: Array
-                    ) -> tuple[Array, StepTimes]:
+def _decode_profile(r: ReplicaArrays, batch: Array, input_tokens: Array, output_tokens: Array,
+                    samples: int = DECODE_SAMPLES) -> tuple[Array, StepTimes]:
     """Mean decode step time over a request's life, and the step at its median context."""
     steps = np.maximum(output_tokens - 1.0, 1.0)
-    fractions = (np.arange(DECODE_SAMPLES) + 0.5) / DECODE_SAMPLES
+    fractions = (np.arange(samples) + 0.5) / samples
     contexts = input_tokens + 1.0 + steps * fractions[None, :]
     mean = decode_step(r, batch, contexts).total_s.mean(axis=1, keepdims=True)
     median = decode_step(r, batch, input_tokens + 1.0 + steps * 0.5)
     return mean, median
 
 
+def _per_request_tpot(e2e: Array, ttft: Array, o: Array) -> Array:
+    """vLLM's TPOT: undefined (NaN) for a request with a single output token."""
+    return np.where(o > 1.0, (e2e - ttft) / np.maximum(o - 1.0, 1.0), np.nan)
+
+
+def _decode_batch(r: ReplicaArrays, active: Array, compiled_batch: Array) -> Array:
+    """Sequences a decode step computes: at least one; engines with compiled shapes run every compiled slot."""
+    busy = np.maximum(active, 1.0)
+    return np.where(r.column("pads_prompts") > 0, np.maximum(busy, compiled_batch), busy)
+
+
 def static_batch(r: ReplicaArrays, batch: Array | float, input_tokens: Array | float,
-                 output_tokens: Array | float) -> ScenarioResult:
+                 output_tokens: Array | float, compiled_batch: Array | float = 0.0) -> ScenarioResult:
     """`batch` requests started together: one prefill of them all, then decode steps until the last token."""
     n = len(r)
     b, i, o = _column(batch, n), _column(input_tokens, n), _column(output_tokens, n)
     prefill = prefill_step(r, b, i)
     ttft = prefill.total_s
-    tpot_mean, median = _decode_profile(r, b, i, o)
+    tpot_mean, median = _decode_profile(r, _decode_batch(r, b, _column(compiled_batch, n)), i, o)
     e2e = ttft + (o - 1.0) * tpot_mean
+    tpot = _per_request_tpot(e2e, ttft, o)  # every request of the batch is alike: p50 = mean
     return ScenarioResult(
-        ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=median.total_s[:, 0], tpot_mean_s=tpot_mean[:, 0],
-        e2e_p50_s=e2e[:, 0], output_tokens_per_s=(b * o / e2e)[:, 0], requests_per_s=(b / e2e)[:, 0],
-        concurrency=b[:, 0], saturated=np.zeros(n, dtype=bool), prefill=prefill, decode=median)
+        ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=tpot[:, 0], tpot_mean_s=tpot[:, 0],
+        itl_p50_s=median.total_s[:, 0], e2e_p50_s=e2e[:, 0], output_tokens_per_s=(b * o / e2e)[:, 0],
+        requests_per_s=(b / e2e)[:, 0], concurrency=b[:, 0], saturated=np.zeros(n, dtype=bool), prefill=prefill,
+        decode=median)
 
 
-def _closed_loop(r: ReplicaArrays, users: Array, i: Array, o: Array, compiled_batch: Array
-                 ) -> tuple[Array, Array, Array, StepTimes, StepTimes]:
-    """Cycle time, TTFT and mean decode step with `users` sequences in flight (prefill stalls decode).
+def _cycle(r: ReplicaArrays, active: Array, i: Array, o: Array, compiled_batch: Array,
+           samples: int = DECODE_SAMPLES) -> tuple[Array, Array, StepTimes, StepTimes]:
+    """A request's service time with `active` sequences in flight, and what other requests' prefills cost it.
 
-    Engines with compiled shapes run every decode step at the full compiled batch, however many slots are busy.
+    Its own prefill, then its decode steps, during which each of the other active requests is prefilled once.
+    An engine with chunked prefill folds those prompts into decode steps that stream the weights anyway, so they
+    cost only their compute and all-reduces; without it a prefill is a step of its own that stalls decoding.
     """
-    prefill = prefill_step(r, np.ones_like(users), i)
-    decode_batch = np.where(r.column("pads_prompts") > 0, np.maximum(users, compiled_batch), users)
-    tpot_mean, median = _decode_profile(r, decode_batch, i, o)
-    cycle = users * prefill.total_s + (o - 1.0) * tpot_mean  # each user's request: every prefill + its decodes
-    ttft = prefill.total_s + 0.5 * tpot_mean  # arrive mid-step, then the own prefill
-    return cycle, ttft, tpot_mean, prefill, median
+    prefill = prefill_step(r, np.ones_like(active), i)
+    interleaved = np.where(r.column("chunked_prefill") > 0, prefill.compute_s + prefill.communication_s,
+                           prefill.total_s)
+    tpot_mean, median = _decode_profile(r, _decode_batch(r, active, compiled_batch), i, o, samples)
+    cycle = prefill.total_s + np.maximum(active - 1.0, 0.0) * interleaved + (o - 1.0) * tpot_mean
+    return cycle, interleaved, prefill, median
 
 
 def closed_loop(r: ReplicaArrays, concurrency: Array | float, input_tokens: Array | float,
@@ -87,42 +103,43 @@ def closed_loop(r: ReplicaArrays, concurrency: Array | float, input_tokens: Arra
     c, i, o = _column(concurrency, n), _column(input_tokens, n), _column(output_tokens, n)
     limit = _column(max_sequences, n)
     active = np.minimum(c, limit)
-    cycle, ttft_served, _, prefill, median = _closed_loop(r, active, i, o, np.where(np.isfinite(limit), limit, 0))
+    cycle, _, prefill, median = _cycle(r, active, i, o, np.where(np.isfinite(limit), limit, 0.0))
     throughput_requests = active / cycle
     e2e = c / throughput_requests  # Little's law over all users, waiting ones included
-    ttft = ttft_served + (e2e - cycle)
-    tpot = (e2e - ttft) / np.maximum(o - 1.0, 1.0)
+    ttft = prefill.total_s + (e2e - cycle)  # waiting for a free slot, then the own prefill
+    tpot = _per_request_tpot(e2e, ttft, o)
     return ScenarioResult(
         ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=tpot[:, 0], tpot_mean_s=tpot[:, 0],
-        e2e_p50_s=e2e[:, 0], output_tokens_per_s=(throughput_requests * o)[:, 0],
+        itl_p50_s=median.total_s[:, 0], e2e_p50_s=e2e[:, 0], output_tokens_per_s=(throughput_requests * o)[:, 0],
         requests_per_s=throughput_requests[:, 0], concurrency=active[:, 0], saturated=(c > active)[:, 0],
         prefill=prefill, decode=median)
 
 
 def poisson(r: ReplicaArrays, rate: Array | float, input_tokens: Array | float, output_tokens: Array | float,
-            max_sequences: Array | float = np.inf, iterations: int = 48) -> ScenarioResult:
+            max_sequences: Array | float = np.inf, iterations: int = 40) -> ScenarioResult:
     """Poisson arrivals at `rate` per second: steady concurrency from Little's law, M/D/1 wait for prefill."""
     n = len(r)
     lam, i, o = _column(rate, n), _column(input_tokens, n), _column(output_tokens, n)
     cap = _column(max_sequences, n)
-    compiled = np.where(np.isfinite(cap), cap, 0)
+    compiled = np.where(np.isfinite(cap), cap, 0.0)
     cap = np.where(np.isfinite(cap), cap, 1e6)
     low, high = np.zeros_like(lam), cap.copy()
     for _ in range(iterations):  # bisection on C = rate x cycle(C); cycle grows with C
         mid = 0.5 * (low + high)
-        cycle, *_ = _closed_loop(r, np.maximum(mid, 1e-9), i, o, compiled)
+        cycle, *_ = _cycle(r, mid, i, o, compiled, samples=4)  # coarse decode average while searching
         too_few = lam * cycle > mid
         low, high = np.where(too_few, mid, low), np.where(too_few, high, mid)
-    c = np.maximum(high, 1e-9)
-    cycle, ttft_served, _, prefill, median = _closed_loop(r, c, i, o, compiled)
+    c = high
+    cycle, interleaved, prefill, median = _cycle(r, c, i, o, compiled)
     saturated = lam * cycle > cap * (1.0 - 1e-6)
-    busy = np.minimum(lam * prefill.total_s, 0.999)  # share of time the prefill path is occupied
-    wait = busy * prefill.total_s / (2.0 * (1.0 - busy))
-    ttft = np.where(saturated, np.inf, ttft_served + wait)
+    busy = np.minimum(lam * interleaved, 0.999)  # share of time spent on other requests' prompts
+    wait = busy * interleaved / (2.0 * (1.0 - busy))
+    tpot = np.where(saturated, np.inf, _per_request_tpot(cycle + wait, prefill.total_s + wait, o))
+    ttft = np.where(saturated, np.inf, prefill.total_s + wait)
     e2e = np.where(saturated, np.inf, cycle + wait)
-    tpot = np.where(saturated, np.inf, (cycle - ttft_served) / np.maximum(o - 1.0, 1.0))
     served = np.where(saturated, cap / cycle, lam)
     return ScenarioResult(
         ttft_p50_s=ttft[:, 0], ttft_mean_s=ttft[:, 0], tpot_p50_s=tpot[:, 0], tpot_mean_s=tpot[:, 0],
-        e2e_p50_s=e2e[:, 0], output_tokens_per_s=(served * o)[:, 0], requests_per_s=served[:, 0],
-        concurrency=c[:, 0], saturated=saturated[:, 0], prefill=prefill, decode=median)
+        itl_p50_s=median.total_s[:, 0], e2e_p50_s=e2e[:, 0], output_tokens_per_s=(served * o)[:, 0],
+        requests_per_s=served[:, 0], concurrency=c[:, 0], saturated=saturated[:, 0], prefill=prefill,
+        decode=median)

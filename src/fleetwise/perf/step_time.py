@@ -39,7 +39,7 @@ class ReplicaArrays:
     compute_eff: Array
     memory_eff: Array
     comm_eff: Array
-    allreduce_s: Array  # latency of one all-reduce call
+    allreduce_s: Array  # latency of one hop of a ring all-reduce
     overhead_s: Array
     matmul_flops_per_token: Array  # whole replica, excluding the input embedding lookup
     lm_head_flops_per_token: Array
@@ -56,6 +56,7 @@ class ReplicaArrays:
     experts: Array
     experts_per_token: Array
     pads_prompts: Array  # 1.0 where prompts are padded to compiled power-of-two buckets (Neuron)
+    chunked_prefill: Array  # 1.0 where the engine folds prompt chunks into decode steps
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -126,6 +127,7 @@ def _constants(config: ReplicaConfig) -> dict[str, object]:
         "moe_layers": sum(model.moe_layers), "experts": model.moe.num_experts if model.moe else 0,
         "experts_per_token": model.moe.experts_per_token if model.moe else 0,
         "pads_prompts": 1.0 if hw.engine.compiled_shapes.value else 0.0,
+        "chunked_prefill": 1.0 if hw.engine.chunked_prefill.value else 0.0,
     }
 
 
@@ -176,11 +178,12 @@ def _experts_touched(r: ReplicaArrays, tokens: Array) -> Array:
 
 
 def _allreduce_s(r: ReplicaArrays, tokens: Array) -> Array:
-    """Two ring all-reduces of the hidden states per layer (after attention and after the MLP)."""
+    """Two ring all-reduces of the hidden states per layer (after attention and after the MLP): 2(tp-1) hops of
+    fixed latency each, plus the ring's share of the bytes over the link."""
     tp = r.column("tp")
     size = tokens * r.column("hidden") * ACTIVATION_BYTES
     transfer = 2.0 * (tp - 1.0) / tp * size / (r.column("link_bandwidth") * r.column("comm_eff"))
-    per_allreduce = r.column("allreduce_s") + transfer
+    per_allreduce = 2.0 * (tp - 1.0) * r.column("allreduce_s") + transfer  # a ring takes 2(tp-1) hops
     return np.where(tp > 1, 2.0 * r.column("layers") * per_allreduce, 0.0)
 
 
