@@ -95,6 +95,9 @@ def validate_command(
         console.print(f"[bold]leave-one-source-out: {cv['median_abs_pct_error']}%[/]")
         for source, value in cv["by_source"].items():
             console.print(f"  {source}: {value}%")
+        by_publisher = report["leave_one_publisher_out"]
+        console.print(f"[bold]leave-one-publisher-out: {by_publisher['median_abs_pct_error']}%[/] "
+                      + ", ".join(f"{k} {v}%" for k, v in by_publisher["by_publisher"].items()))
     for row in report["excluded"]:
         console.print(f"[dim]excluded line {row['line']} ({row['metric']}): {row['reason']}[/]")
 
@@ -108,6 +111,7 @@ def validation_report(replay: Replay, calibration: CalibrationTable, excluded: l
     for family, error in zip(replay.family, errors, strict=True):
         by_family[family].append(float(error))
     cv = cross_validate(replay) if cross_validation else None
+    cv_publisher = cross_validate(replay, by="publisher") if cross_validation else None
     return {
         "calibration": calibration.path,
         "rows": [{"line": r.line, "source": r.source, "label": r.label, "metric": r.metric, "measured": r.value,
@@ -115,8 +119,13 @@ def validation_report(replay: Replay, calibration: CalibrationTable, excluded: l
                  for r, p, e in zip(replay.rows, predicted, errors, strict=True)],
         "median_abs_pct_error": round(float(np.median(errors)) * 100, 2),
         "by_family": {k: round(float(np.median(v)) * 100, 2) for k, v in sorted(by_family.items())},
+        "mean_abs_pct_error": round(float(np.mean(errors)) * 100, 2),
         "leave_one_source_out": None if cv is None else {
             "median_abs_pct_error": round(cv.median * 100, 2),
+            "mean_abs_pct_error": round(float(np.mean(cv.errors)) * 100, 2),
             "by_source": {k: round(v * 100, 2) for k, v in cv.by_source.items()}},
+        "leave_one_publisher_out": None if cv_publisher is None else {
+            "median_abs_pct_error": round(cv_publisher.median * 100, 2),
+            "by_publisher": {k: round(v * 100, 2) for k, v in cv_publisher.by_source.items()}},
         "excluded": [{"line": x.line, "source": x.source, "metric": x.metric, "reason": x.reason} for x in excluded],
     }

@@ -160,12 +160,20 @@ class CrossValidation:
         return float(np.median(self.errors))
 
 
-def cross_validate(replay: Replay, ridge: float = RIDGE) -> CrossValidation:
-    """Fit without each source in turn and predict that source's rows."""
+def publisher(source: str) -> str:
+    """Who published a source: the owner of `owner/repo:path`, or the host of a URL."""
+    if "://" in source:
+        return source.split("://", 1)[1].split("/", 1)[0]
+    return source.split("/", 1)[0]
+
+
+def cross_validate(replay: Replay, ridge: float = RIDGE, by: str = "source") -> CrossValidation:
+    """Fit without each source (or each publisher, `by="publisher"`) in turn and predict its rows."""
+    key = (lambda r: r.source) if by == "source" else (lambda r: publisher(r.source))
     errors = np.zeros(len(replay.rows))
     by_source: dict[str, float] = {}
-    for source in sorted({r.source for r in replay.rows}):
-        held = np.array([r.source == source for r in replay.rows])
+    for source in sorted({key(r) for r in replay.rows}):
+        held = np.array([key(r) == source for r in replay.rows])
         train = _subset(replay, ~held)
         test = _subset(replay, held)
         if not train.rows:
