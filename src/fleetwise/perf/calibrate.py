@@ -113,8 +113,7 @@ def fit_table(replay: Replay, ridge: float = RIDGE) -> CalibrationTable:
                         for e, c in zip(replay.engines, replay.chips, strict=True)])
     measured = np.log(np.array([r.value for r in replay.rows]))
     log_bounds = {t: (math.log(lo), math.log(hi)) for t, (lo, hi) in BOUNDS.items()}
-    start = {"compute": math.log(0.5), "memory": math.log(0.5), "communication": math.log(0.5),
-             "allreduce_us": math.log(10.0), "overhead_ms": math.log(1.0)}
+    start = {t: math.log(getattr(_NEUTRAL, t)) for t in TERMS}
 
     def unpack(theta: Array) -> dict[str, Array]:
         return {t: theta[i * n_groups:(i + 1) * n_groups] for i, t in enumerate(TERMS)}

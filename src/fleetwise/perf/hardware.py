@@ -77,7 +77,7 @@ def resolve_hardware(catalog: Catalog, hardware: str, tp: int, engine_id: str | 
     if engine.hardware_kind != chip.kind:
         raise FleetwiseError(f"engine {engine.id} runs on {engine.hardware_kind} hardware; {hardware} is {chip.kind}")
     if instance is None:
-        instance = _smallest_instance_for(catalog, chip, engine, tp)
+        instance = _smallest_instance_for(catalog, chip, engine, tp, region)
         note = f"chip {chip.id}: priced as {tp} rank(s) of {instance.instance_type} on-demand" if instance else ""
     else:
         note = f"{instance.instance_type} on-demand in {region}"
@@ -97,7 +97,8 @@ def resolve_hardware(catalog: Catalog, hardware: str, tp: int, engine_id: str | 
                            f"no on-demand price for {instance.instance_type} in {region}")
 
 
-def _smallest_instance_for(catalog: Catalog, chip: Chip, engine: EngineProfile, tp: int) -> Instance | None:
+def _smallest_instance_for(catalog: Catalog, chip: Chip, engine: EngineProfile, tp: int,
+                           region: str) -> Instance | None:
     """The catalog instance with this chip that offers `tp` ranks at the lowest price per rank."""
     best: tuple[float, Instance] | None = None
     for instance in catalog.instances.values():
@@ -106,7 +107,7 @@ def _smallest_instance_for(catalog: Catalog, chip: Chip, engine: EngineProfile, 
         units = device_layout(engine, chip, instance).units
         if units < tp:
             continue
-        price = catalog.usd_per_hour(instance.instance_type)
+        price = catalog.usd_per_hour(instance.instance_type, region)
         per_rank = math.inf if price is None else price / units  # unpriced instances still serve, last
         if best is None or per_rank < best[0]:
             best = (per_rank, instance)
