@@ -220,3 +220,16 @@ def test_bad_measurement_rows_name_line_and_field(isolated_home: Path, tmp_path:
     path.write_text(",".join(row) + "\n" + ",".join(row.values()) + "\n")
     out = run("validate", "--measurements", str(path), home=isolated_home)
     assert out.returncode == 2 and "line 2" in out.stderr and column in out.stderr
+
+
+def test_workload_commands(isolated_home: Path, tmp_path: Path) -> None:
+    listed = json.loads(run("workload", "list", "--json", home=isolated_home).stdout)
+    assert any(w["name"] == "chat-diurnal" for w in listed["workloads"])
+    trace = tmp_path / "trace.csv"
+    made = run("workload", "generate", "chat-diurnal", "--duration", "300", "-o", str(trace), "--json",
+               home=isolated_home)
+    assert made.returncode == 0, made.stderr
+    read = json.loads(run("workload", "read", str(trace), "--json", home=isolated_home).stdout)
+    assert read["requests"] == json.loads(made.stdout)["requests"] and read["format"] == "fleetwise"
+    bad = run("workload", "show", "chat-nightly", home=isolated_home)
+    assert bad.returncode == 2 and "closest: chat-diurnal" in bad.stderr

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from fleetwise import __version__
-from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd
+from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd, workload_cmd
 from fleetwise.cli.output import err_console
 from fleetwise.errors import FleetwiseError
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(workload_cmd.app, name="workload")
 app.command("fit")(fit_cmd.fit)
 app.command("predict")(predict_cmd.predict_command)
 app.command("calibrate")(calibrate_cmd.calibrate_command)

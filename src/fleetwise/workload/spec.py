@@ -1,0 +1,104 @@
+"""A workload as a value: arrivals over time, prompt and output lengths, shared prefixes; saved as YAML or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import Field, field_validator, model_validator
+
+from fleetwise.datafiles import Record, read_text_file, validate_record
+from fleetwise.errors import DataFileError
+
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class Arrivals(Record):
+    """When requests arrive: a process at a base rate, optionally shaped by an hourly profile."""
+
+    process: Literal["poisson", "gamma", "constant"] = "poisson"
+    rate_per_s: PositiveFloat  # mean requests per second (before the hourly profile)
+    # gamma only: coefficient of variation of inter-arrival gaps (1 = Poisson, > 1 = burstier)
+    burstiness_cv: PositiveFloat = 1.0
+    # 24 multipliers of rate_per_s, one per hour of the day (a diurnal curve); None = flat
+    hourly_profile: list[NonNegativeFloat] | None = None
+
+    @field_validator("hourly_profile")
+    @classmethod
+    def _24_hours(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and (len(value) != 24 or max(value) <= 0):
+            raise ValueError("hourly_profile needs 24 non-negative multipliers, at least one positive")
+        return value
+
+
+class Lengths(Record):
+    """A token-length distribution, truncated to [minimum, maximum] and rounded to whole tokens."""
+
+    distribution: Literal["fixed", "normal", "lognormal", "empirical"] = "fixed"
+    mean: PositiveFloat | None = None  # fixed, normal, lognormal
+    std: NonNegativeFloat = 0.0  # normal, lognormal
+    values: list[PositiveFloat] | None = None  # empirical: lengths drawn uniformly
+    minimum: int = Field(default=1, ge=1)
+    maximum: int = Field(default=1_000_000, ge=1)
+
+    @model_validator(mode="after")
+    def _parameters(self) -> Lengths:
+        if self.distribution == "empirical" and not self.values:
+            raise ValueError("an empirical distribution needs 'values'")
+        if self.distribution != "empirical" and self.mean is None:
+            raise ValueError(f"a {self.distribution} distribution needs 'mean'")
+        if self.minimum > self.maximum:
+            raise ValueError("minimum exceeds maximum")
+        return self
+
+
+class SharedPrefixes(Record):
+    """Prompts that start with a shared prefix (system prompts, earlier turns), so prefix caching matters."""
+
+    count: int = Field(ge=1)  # distinct prefixes (e.g. system prompts or apps)
+    tokens: int = Field(ge=1)  # length of each shared prefix, counted inside the prompt
+    share_of_requests: float = Field(default=1.0, ge=0.0, le=1.0)
+    popularity: Literal["uniform", "zipf"] = "zipf"  # zipf: a few prefixes serve most requests
+
+
+class Workload(Record):
+    """Everything needed to generate the same requests again: arrivals, lengths, prefixes, duration, seed."""
+
+    name: str = "workload"
+    duration_s: PositiveFloat
+    arrivals: Arrivals
+    prompt_tokens: Lengths
+    output_tokens: Lengths
+    shared_prefixes: SharedPrefixes | None = None
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _prefix_fits(self) -> Workload:
+        if self.shared_prefixes is not None and self.shared_prefixes.tokens >= self.prompt_tokens.maximum:
+            raise ValueError("shared prefixes must be shorter than the longest prompt")
+        return self
+
+
+def load_workload(path: str | Path) -> Workload:
+    """Read a workload from YAML or JSON; errors name the file and the field."""
+    name = str(path)
+    text = read_text_file(path)
+    try:
+        doc = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise DataFileError(name, f"not valid {'JSON' if name.lower().endswith('.json') else 'YAML'}: "
+                                  f"{str(exc).splitlines()[0]}") from None
+    if not isinstance(doc, dict):
+        raise DataFileError(name, "expected a mapping with duration_s, arrivals, prompt_tokens, output_tokens")
+    return validate_record(Workload, doc, name, doc.get("name", "workload"))
+
+
+def save_workload(workload: Workload, path: str | Path) -> None:
+    """Write a workload as YAML (or JSON when the name ends in .json)."""
+    p = Path(path)
+    data = workload.model_dump(exclude_none=True)
+    text = json.dumps(data, indent=2) if p.suffix.lower() == ".json" else yaml.safe_dump(data, sort_keys=False)
+    p.write_text(text, encoding="utf-8")

@@ -1,0 +1,121 @@
+"""Request traces from CSV: fleetwise's own format and the public ones users have (Azure, BurstGPT, Splitwise/Vidur).
+
+| format | columns read |
+|---|---|
+| fleetwise | arrival_s, prompt_tokens, output_tokens[, prefix_id, prefix_tokens] |
+| azure | TIMESTAMP (date-time), ContextTokens, GeneratedTokens (Azure LLM inference trace) |
+| burstgpt | Timestamp (seconds), Request tokens, Response tokens (BurstGPT) |
+| vidur | arrived_at (seconds), num_prefill_tokens, num_decode_tokens (Splitwise traces as Vidur ships them) |
+
+Rows a serving run could not replay (no prompt, or no output, e.g. BurstGPT's failed requests) are dropped and
+counted, never silently.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from fleetwise.datafiles import read_text_file
+from fleetwise.errors import DataFileError
+from fleetwise.workload.requests import Requests
+
+_EPOCH = datetime(1970, 1, 1)
+FORMATS: dict[str, tuple[str, str, str]] = {
+    "fleetwise": ("arrival_s", "prompt_tokens", "output_tokens"),
+    "azure": ("TIMESTAMP", "ContextTokens", "GeneratedTokens"),
+    "burstgpt": ("Timestamp", "Request tokens", "Response tokens"),
+    "vidur": ("arrived_at", "num_prefill_tokens", "num_decode_tokens"),
+}
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Requests read from a trace, the format detected, and how many rows were dropped and why."""
+
+    requests: Requests
+    format: str
+    dropped: dict[str, int]
+
+
+def read_trace(path: str | Path, format: str = "auto") -> Trace:
+    """Read a trace CSV (format detected from its header unless given); times start at zero."""
+    name = str(path)
+    reader = csv.DictReader(io.StringIO(read_text_file(path)))
+    header = [h.strip() for h in reader.fieldnames or []]
+    fmt = _detect(header, name) if format == "auto" else format
+    if fmt not in FORMATS:
+        raise DataFileError(name, f"unknown trace format {fmt!r}; expected one of {', '.join(FORMATS)} or auto")
+    time_col, prompt_col, output_col = FORMATS[fmt]
+    missing = [c for c in FORMATS[fmt] if c not in header]
+    if missing:
+        raise DataFileError(name, f"{fmt} trace lacks column(s) {', '.join(missing)}")
+    parse_time = _parse_datetime if fmt == "azure" else float
+    times, prompts, outputs, prefix_ids, prefix_tokens = [], [], [], [], []
+    dropped = {"no prompt tokens": 0, "no output tokens": 0}
+    for line, raw in enumerate(reader, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        t = _field(row, time_col, parse_time, name, line)
+        prompt = int(_field(row, prompt_col, float, name, line))
+        output = int(_field(row, output_col, float, name, line))
+        if prompt < 1:
+            dropped["no prompt tokens"] += 1
+            continue
+        if output < 1:
+            dropped["no output tokens"] += 1
+            continue
+        times.append(t)
+        prompts.append(prompt)
+        outputs.append(output)
+        prefix_ids.append(int(row.get("prefix_id") or -1))
+        prefix_tokens.append(int(row.get("prefix_tokens") or 0))
+    if not times:
+        raise DataFileError(name, "no replayable requests in the trace")
+    arrival = np.asarray(times, dtype=np.float64)
+    order = np.argsort(arrival, kind="stable")
+    arrival = arrival[order] - arrival[order][0]
+    requests = Requests(arrival, *(np.asarray(a, dtype=np.int64)[order]
+                                   for a in (prompts, outputs, prefix_ids, prefix_tokens)))
+    return Trace(requests, fmt, {k: v for k, v in dropped.items() if v})
+
+
+def write_trace(requests: Requests, path: str | Path) -> None:
+    """Write requests in fleetwise's trace format."""
+    with Path(path).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["arrival_s", "prompt_tokens", "output_tokens", "prefix_id", "prefix_tokens"])
+        for row in zip(np.round(requests.arrival_s, 6), requests.prompt_tokens, requests.output_tokens,
+                       requests.prefix_id, requests.prefix_tokens, strict=True):
+            writer.writerow([float(row[0]), *(int(x) for x in row[1:])])
+
+
+def _detect(header: list[str], name: str) -> str:
+    for fmt, columns in FORMATS.items():
+        if all(c in header for c in columns):
+            return fmt
+    known = "; ".join(f"{fmt}: {', '.join(cols)}" for fmt, cols in FORMATS.items())
+    raise DataFileError(name, f"cannot tell the trace format from its header {header}; expected {known}")
+
+
+def _field(row: dict[str, str], column: str, parse: Callable[[str], float], name: str, line: int) -> float:
+    text = row.get(column, "")
+    try:
+        value = parse(text)
+    except ValueError:
+        raise DataFileError(name, f"cannot read {text!r}", entry=f"line {line}", field=column) from None
+    if not np.isfinite(value) or value < 0:
+        raise DataFileError(name, f"must be a non-negative number, got {text!r}", entry=f"line {line}", field=column)
+    return value
+
+
+def _parse_datetime(text: str) -> float:
+    """Azure's TIMESTAMP ('2023-11-16 18:15:46.6805900') in seconds; more than 6 fraction digits are cut."""
+    head, _, fraction = text.partition(".")
+    stamp = datetime.fromisoformat(head.replace("T", " ")).replace(tzinfo=None)
+    return (stamp - _EPOCH).total_seconds() + (float("0." + fraction) if fraction.isdigit() else 0.0)
