@@ -161,3 +161,15 @@ def test_unknown_region_is_an_error(catalog) -> None:  # type: ignore[no-untyped
 
     with pytest.raises(UnknownNameError):
         catalog.check_region("mars-1")
+
+
+def test_fp8_kv_cache_doubles_sequences_where_the_engine_offers_it(catalog) -> None:  # type: ignore[no-untyped-def]
+    auto = _one(_fit(catalog, "meta-llama/Llama-3.1-8B-Instruct", dtypes=["fp8"]), "g6e.xlarge", 1, "fp8")
+    fp8 = _one(_fit(catalog, "meta-llama/Llama-3.1-8B-Instruct", dtypes=["fp8"], kv_cache_dtype="fp8"),
+               "g6e.xlarge", 1, "fp8")
+    assert fp8.max_sequences == pytest.approx(2 * auto.max_sequences, abs=1)
+    tgi = fit_model(load_model("meta-llama/Llama-3.1-8B-Instruct"), catalog, engines=["tgi"],
+                    instances=[catalog.instance("g6e.xlarge")], kv_cache_dtype="fp8")
+    assert all("KV cache" in r.reason for r in tgi)
+    with pytest.raises(FleetwiseError):
+        _fit(catalog, "meta-llama/Llama-3.1-8B-Instruct", kv_cache_dtype="fp4")

@@ -201,3 +201,11 @@ def test_compiled_static_batch_pays_for_its_compiled_size(catalog) -> None:  # t
 def test_non_finite_rates_are_refused(catalog, load: float) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FleetwiseError, match="positive number"):
         predict(_request(mode="rate", load=load), catalog, bundled_calibration())
+
+
+def test_fp8_kv_cache_cuts_long_context_decode(catalog) -> None:  # type: ignore[no-untyped-def]
+    base = {"input_tokens": 8000, "output_tokens": 64, "load": 32.0}
+    auto = predict(_request(**base), catalog, bundled_calibration())
+    fp8 = predict(_request(**base, kv_cache_dtype="fp8"), catalog, bundled_calibration())
+    assert fp8["max_sequences"] > auto["max_sequences"]
+    assert fp8["breakdown"]["decode"]["memory_ms"] < auto["breakdown"]["decode"]["memory_ms"]

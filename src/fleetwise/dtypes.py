@@ -37,7 +37,17 @@ DTYPES: dict[str, WeightDType] = {
     )
 }
 
-ACTIVATION_BYTES = 2.0  # activations and the KV cache are kept in 16-bit for every dtype above
+ACTIVATION_BYTES = 2.0  # activations (and by default the KV cache) are kept in 16-bit for every dtype above
+# KV-cache formats: the 16-bit default, or FP8 where the engine offers it (engines.yaml kv_cache_dtypes).
+KV_CACHE_BYTES = {"auto": ACTIVATION_BYTES, "fp8": 1.0}
+
+
+def kv_cache_bytes(kv_dtype: str) -> float:
+    """Bytes per cached key or value element for a KV-cache dtype ("auto" = 16-bit)."""
+    key = kv_dtype.strip().lower()
+    if key not in KV_CACHE_BYTES:
+        raise UnknownNameError("KV-cache dtype", kv_dtype, KV_CACHE_BYTES)
+    return KV_CACHE_BYTES[key]
 DEFAULT_FIT_DTYPES: tuple[str, ...] = ("bf16", "fp8", "int8", "int4")
 
 

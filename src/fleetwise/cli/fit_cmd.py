@@ -29,6 +29,8 @@ def fit(
                                                              "maximum)."),
     memory_utilization: float = typer.Option(None, "--memory-utilization", help="Share of device memory the "
                                              "engine may use (default: the engine's, e.g. vLLM 0.92)."),
+    kv_dtype: str = typer.Option("auto", "--kv-dtype", help="KV-cache format: auto (16-bit) or fp8 (where the "
+                                                            "engine offers it; halves KV memory)."),
     region: str = typer.Option(DEFAULT_REGION, "--region", help="Region for the on-demand price column."),
     show_all: bool = typer.Option(False, "--all", help="Show every shape, not only those that fit plus one "
                                                       "reason per instance where nothing fits."),
@@ -42,7 +44,8 @@ def fit(
     catalog.check_region(region)
     instances = catalog.select(family, instance) if (family or instance) else None
     results = fit_model(arch, catalog, instances=instances, engines=engine, tps=tp, dtypes=dtype,
-                        context_tokens=context, memory_utilization=memory_utilization, region=region)
+                        context_tokens=context, memory_utilization=memory_utilization, region=region,
+                        kv_cache_dtype=kv_dtype)
     if not results:
         kinds = sorted({catalog.chip_of(i).kind for i in (instances or catalog.select())})
         raise FleetwiseError(f"nothing to check: engine(s) {', '.join(engine)} do not run on the selected "

@@ -29,6 +29,8 @@ def predict_command(
     max_batch: int = typer.Option(None, "--max-batch", help="The engine's batch limit (vLLM max_num_seqs; the "
                                                              "compiled batch on Neuron). Default: what the KV cache "
                                                              "holds (Neuron --concurrency: the user count)."),
+    kv_dtype: str = typer.Option("auto", "--kv-dtype", help="KV-cache format: auto (16-bit) or fp8 (where the "
+                                                            "engine offers it)."),
     input_tokens: int = typer.Option(..., "--input-tokens", "-i", help="Prompt tokens per request."),
     output_tokens: int = typer.Option(..., "--output-tokens", "-o", help="Generated tokens per request."),
     calibration: Path = typer.Option(None, "--calibration", help="Calibration file from `fleetwise calibrate` "
@@ -46,7 +48,7 @@ def predict_command(
     load = loads[0][1]
     request = PredictRequest(model=load_model(model), hardware=hardware, tp=tp, dtype=dtype, engine=engine,
                              mode=mode, load=float(load), input_tokens=input_tokens, output_tokens=output_tokens,
-                             region=region, max_batch=max_batch)
+                             region=region, max_batch=max_batch, kv_cache_dtype=kv_dtype)
     result = predict(request, load_catalog(catalog_files), load_calibration(calibration))
     if as_json:
         emit_json(result)

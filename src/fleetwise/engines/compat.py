@@ -75,6 +75,13 @@ def dtype_refusal(engine: EngineProfile, chip: Chip, dtype: WeightDType) -> Refu
     return None
 
 
+def kv_cache_dtype_refusal(engine: EngineProfile, kv_cache_dtype: str) -> Refusal | None:
+    """Refuse a KV-cache format the engine does not offer (the 16-bit default, "auto", always works)."""
+    if kv_cache_dtype == "auto" or kv_cache_dtype in engine.kv_cache_dtypes:
+        return None
+    return Refusal(f"no source found that {engine.name} offers a {kv_cache_dtype} KV cache", None)
+
+
 def tensor_parallel_refusal(engine: EngineProfile, chip: Chip, model: ModelArchitecture, tp: int,
                             layout: DeviceLayout) -> Refusal | None:
     """Refuse a TP degree the engine will not shard this model with on this instance."""

@@ -60,6 +60,7 @@ class EngineProfile(Record):
     supported_architectures: Sourced[list[str]]
     supported_model_types: Sourced[list[str]] | None = None  # engines that dispatch on config model_type
     dtypes: dict[str, DTypeRule]
+    kv_cache_dtypes: dict[str, DTypeRule] = Field(default_factory=dict)  # beyond the 16-bit default
     tensor_parallel: TensorParallelRule
     memory_utilization: Sourced[float]  # share of memory the engine lets itself use; None = not found
     memory_utilization_applies_to: Literal["total", "free_after_load"] = "total"

@@ -8,13 +8,14 @@ from typing import Any
 
 from fleetwise.catalog.catalog import DEFAULT_REGION, Catalog
 from fleetwise.catalog.schema import Instance
-from fleetwise.dtypes import ACTIVATION_BYTES, DEFAULT_FIT_DTYPES, WeightDType, get_dtype
+from fleetwise.dtypes import ACTIVATION_BYTES, DEFAULT_FIT_DTYPES, WeightDType, get_dtype, kv_cache_bytes
 from fleetwise.engines.compat import (
     DeviceLayout,
     Refusal,
     architecture_refusal,
     device_layout,
     dtype_refusal,
+    kv_cache_dtype_refusal,
     kv_share_per_rank,
     tensor_parallel_refusal,
 )
@@ -49,6 +50,7 @@ class FitResult:
     kv_cache_gib: float  # per replica, in unreplicated KV: what its sequences can hold in total
     max_sequences: int  # per replica at the requested context
     context_tokens: int
+    kv_cache_dtype: str  # "auto" (16-bit) or "fp8"
     usd_per_hour: float | None  # on-demand price of the whole instance in the region
     usd_per_replica_hour: float | None
 
@@ -95,7 +97,8 @@ def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile,
 
 
 def memory_budget(model: ModelArchitecture, engine: EngineProfile, layout: DeviceLayout, tp: int,
-                  dtype: WeightDType, context_tokens: int, memory_utilization: float | None = None) -> MemoryBudget:
+                  dtype: WeightDType, context_tokens: int, memory_utilization: float | None = None,
+                  kv_cache_dtype: str = "auto") -> MemoryBudget:
     """How one TP rank's memory divides between weights, activations and KV cache."""
     utilization = memory_utilization if memory_utilization is not None else (engine.memory_utilization.value or 1.0)
     kv_share = kv_share_per_rank(engine, model, tp)
@@ -109,18 +112,20 @@ def memory_budget(model: ModelArchitecture, engine: EngineProfile, layout: Devic
         usable = device * utilization
         kv_room = max(usable - weights - activations, 0.0)
     windowed = engine.windowed_kv_cache.value is True
-    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens, windowed=windowed) * kv_share
+    per_sequence = model.kv_cache_bytes_per_sequence(context_tokens, kv_cache_bytes(kv_cache_dtype),
+                                                     windowed=windowed) * kv_share
     return MemoryBudget(device, usable, weights, activations, kv_room, per_sequence, utilization)
 
 
 def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engine: EngineProfile, tp: int,
             dtype: WeightDType, context_tokens: int, memory_utilization: float | None = None,
-            region: str = DEFAULT_REGION) -> FitResult:
+            region: str = DEFAULT_REGION, kv_cache_dtype: str = "auto") -> FitResult:
     """Evaluate one (instance, engine, TP, dtype) shape for `model` at `context_tokens` per sequence."""
     chip = catalog.chip_of(instance)
     layout = device_layout(engine, chip, instance)
-    budget = memory_budget(model, engine, layout, tp, dtype, context_tokens, memory_utilization)
+    budget = memory_budget(model, engine, layout, tp, dtype, context_tokens, memory_utilization, kv_cache_dtype)
     refusal = (architecture_refusal(engine, chip, model) or dtype_refusal(engine, chip, dtype)
+               or kv_cache_dtype_refusal(engine, kv_cache_dtype)
                or tensor_parallel_refusal(engine, chip, model, tp, layout)
                or _memory_refusal(model, dtype, tp, layout, context_tokens, budget, engine))
     fits = refusal is None
@@ -139,6 +144,7 @@ def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engi
         kv_cache_gib=round(budget.kv_room / kv_share / GIB, 3) if fits else 0.0,
         max_sequences=int(budget.kv_room // budget.per_sequence) if fits else 0,
         context_tokens=context_tokens,
+        kv_cache_dtype=kv_cache_dtype,
         usd_per_hour=price,
         usd_per_replica_hour=(price / replicas) if price is not None and replicas else None,
     )
@@ -165,7 +171,7 @@ def _memory_refusal(model: ModelArchitecture, dtype: WeightDType, tp: int, layou
 def fit_model(model: ModelArchitecture, catalog: Catalog, *, instances: Sequence[Instance] | None = None,
               engines: Iterable[str] = (), tps: Iterable[int] = (), dtypes: Iterable[str] = (),
               context_tokens: int | None = None, memory_utilization: float | None = None,
-              region: str = DEFAULT_REGION) -> list[FitResult]:
+              region: str = DEFAULT_REGION, kv_cache_dtype: str = "auto") -> list[FitResult]:
     """Evaluate every instance × engine × TP degree × dtype shape (defaults: whole catalog, default engines)."""
     if context_tokens is None:
         context_tokens = min(8192, model.max_position_embeddings)
@@ -173,6 +179,7 @@ def fit_model(model: ModelArchitecture, catalog: Catalog, *, instances: Sequence
         raise FleetwiseError(f"--context must be at least 1 token, got {context_tokens}")
     if memory_utilization is not None and not 0.0 < memory_utilization <= 1.0:
         raise FleetwiseError(f"memory utilization must be in (0, 1], got {memory_utilization}")
+    kv_cache_bytes(kv_cache_dtype)  # an unknown KV dtype is an error before any shape is checked
     engine_list = [get_engine(e) for e in engines] or [engine_profiles()[e] for e in DEFAULT_ENGINE_FOR_KIND.values()]
     dtype_list = [get_dtype(d) for d in dtypes] or [get_dtype(d) for d in DEFAULT_FIT_DTYPES]
     wanted_tps = sorted(set(tps))
@@ -189,5 +196,5 @@ def fit_model(model: ModelArchitecture, catalog: Catalog, *, instances: Sequence
             for tp in degrees:
                 for dtype in dtype_list:
                     results.append(fit_one(model, catalog, instance, engine, tp, dtype, context_tokens,
-                                           memory_utilization, region))
+                                           memory_utilization, region, kv_cache_dtype))
     return results

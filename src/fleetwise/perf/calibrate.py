@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from fleetwise.catalog.catalog import Catalog
-from fleetwise.dtypes import get_dtype
+from fleetwise.dtypes import get_dtype, kv_cache_bytes
 from fleetwise.errors import FleetwiseError
 from fleetwise.models.library import load_model
 from fleetwise.perf.efficiency import BOUNDS, TERMS, CalibrationTable, Efficiency
@@ -54,7 +54,8 @@ def prepare_replay(rows: Sequence[Measurement], catalog: Catalog) -> Replay:
             if row.input_tokens + row.output_tokens > model.max_position_embeddings:
                 raise FleetwiseError(f"{row.input_tokens}+{row.output_tokens} tokens exceed the model's maximum "
                                      f"{model.max_position_embeddings}")
-            config = ReplicaConfig(model, hardware, get_dtype(row.dtype), _NEUTRAL)
+            kv_cache_bytes(row.kv_cache_dtype)
+            config = ReplicaConfig(model, hardware, get_dtype(row.dtype), _NEUTRAL, row.kv_cache_dtype)
             build_arrays([config])  # a figure missing from the catalog is reported against this row
         except FleetwiseError as exc:
             raise FleetwiseError(f"measurement line {row.line} ({row.source}): {exc}") from None

@@ -2,8 +2,8 @@
 
 Columns: source, hardware (instance type or chip id), tp, engine, model (bundled id or config path), dtype,
 batch (a static batch of requests started together), input_tokens, output_tokens, metric, value; optional:
-excluded (why a row cannot be replayed), assumptions, notes. Metrics: ttft_ms_p50, tpot_ms_p50, e2e_ms_mean,
-output_tokens_per_s (whole replica), output_tokens_per_s_per_gpu (divided by TP ranks).
+kv_dtype (auto or fp8), excluded (why a row cannot be replayed), assumptions, notes. Metrics: ttft_ms_p50,
+tpot_ms_p50, e2e_ms_mean, output_tokens_per_s (whole replica), output_tokens_per_s_per_gpu (divided by TP ranks).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class Measurement:
     metric: str
     value: float
     assumptions: str = ""
+    kv_cache_dtype: str = "auto"
 
     @property
     def label(self) -> str:
@@ -110,4 +111,5 @@ def _parse_row(row: dict[str, str], line: int, name: str) -> Measurement:
         batch=int(number("batch", True)), input_tokens=int(number("input_tokens", True)),
         output_tokens=int(number("output_tokens", True)), metric=metric, value=number("value"),
         assumptions=(row.get("assumptions") or "").strip(),
+        kv_cache_dtype=(row.get("kv_dtype") or "").strip() or "auto",
     )

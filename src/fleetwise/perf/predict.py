@@ -36,6 +36,7 @@ class PredictRequest:
     output_tokens: int
     region: str = DEFAULT_REGION
     max_batch: int | None = None  # the engine's max_num_seqs (compiled batch size on Neuron); None: KV-limited
+    kv_cache_dtype: str = "auto"
 
 
 def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationTable) -> dict[str, Any]:
@@ -46,7 +47,7 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     dtype = get_dtype(request.dtype)
     context = request.input_tokens + request.output_tokens
     fit = fit_one(request.model, catalog, hardware.instance, hardware.engine, request.tp, dtype, context,
-                  region=request.region)
+                  region=request.region, kv_cache_dtype=request.kv_cache_dtype)
     if not fit.fits:
         raise FleetwiseError(f"{hardware.name} TP={request.tp} {dtype.id}: {fit.reason}")
     if request.mode == "batch" and request.load > fit.max_sequences:
@@ -55,7 +56,7 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     if request.mode == "batch" and request.max_batch is not None and request.max_batch < request.load:
         raise FleetwiseError(f"--max-batch {request.max_batch} is smaller than --batch {request.load:g}")
     efficiency = calibration.lookup(hardware.engine.id, hardware.chip.id, hardware.chip.kind)
-    arrays = build_arrays([ReplicaConfig(request.model, hardware, dtype, efficiency)])
+    arrays = build_arrays([ReplicaConfig(request.model, hardware, dtype, efficiency, request.kv_cache_dtype)])
     if request.mode == "batch":
         limit = request.max_batch or int(request.load)  # a compiled engine pads the batch to its compiled size
         result = static_batch(arrays, request.load, request.input_tokens, request.output_tokens, limit)
@@ -78,6 +79,7 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     return {
         "model": request.model.name, "hardware": hardware.name, "instance": hardware.instance.instance_type,
         "accelerator": hardware.chip.id, "engine": hardware.engine.id, "tp": request.tp, "dtype": dtype.id,
+        "kv_cache_dtype": request.kv_cache_dtype,
         "mode": request.mode, "load": request.load, "input_tokens": request.input_tokens,
         "output_tokens": request.output_tokens,
         "ttft_ms": {"p50": _ms(result.ttft_p50_s), "mean": _ms(result.ttft_mean_s)},

@@ -15,7 +15,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 from numpy.typing import NDArray
 
-from fleetwise.dtypes import ACTIVATION_BYTES, WeightDType
+from fleetwise.dtypes import ACTIVATION_BYTES, WeightDType, kv_cache_bytes
 from fleetwise.engines.compat import kv_share_per_rank
 from fleetwise.errors import FleetwiseError
 from fleetwise.fit.memory import weight_bytes_per_device
@@ -75,6 +75,7 @@ class ReplicaConfig:
     hardware: ReplicaHardware
     dtype: WeightDType
     efficiency: Efficiency
+    kv_cache_dtype: str = "auto"
 
 
 def build_arrays(configs: Sequence[ReplicaConfig]) -> ReplicaArrays:
@@ -122,7 +123,8 @@ def _constants(config: ReplicaConfig) -> dict[str, object]:
         "layers": model.num_layers, "hidden": model.hidden_size,
         "full_layers": sum(w is None for w in model.layer_windows),
         "window_size": sizes, "window_layers": layer_counts,
-        "kv_bytes_per_token_layer": model.kv_cache_bytes_per_token_per_layer() * kv_share,
+        "kv_bytes_per_token_layer": model.kv_cache_bytes_per_token_per_layer(kv_cache_bytes(config.kv_cache_dtype))
+        * kv_share,
         "dense_weight_bytes": weights - routed_total, "expert_bytes": expert_bytes,
         "moe_layers": sum(model.moe_layers), "experts": model.moe.num_experts if model.moe else 0,
         "experts_per_token": model.moe.experts_per_token if model.moe else 0,
