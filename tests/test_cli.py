@@ -233,3 +233,29 @@ def test_workload_commands(isolated_home: Path, tmp_path: Path) -> None:
     assert read["requests"] == json.loads(made.stdout)["requests"] and read["format"] == "fleetwise"
     bad = run("workload", "show", "chat-nightly", home=isolated_home)
     assert bad.returncode == 2 and "closest: chat-diurnal" in bad.stderr
+
+
+def test_simulate_reports_the_documented_keys(isolated_home: Path) -> None:
+    out = run("simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", "--rate", "2", "-i", "256",
+              "-o", "32", "--duration", "60", "--seed", "4", "--slo-ttft-ms", "500", "--json", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    for key in ("requests", "completed", "goodput", "cost_usd", "usd_per_million_output_tokens", "timeseries"):
+        assert key in report
+    for key in ("ttft_ms", "tpot_ms", "e2e_s"):
+        assert set(report[key]) == {"p50", "p90", "p95", "p99"}
+    assert report["completed"] + report["dropped"] == report["requests"]
+    again = json.loads(run("simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", "--rate", "2",
+                           "-i", "256", "-o", "32", "--duration", "60", "--seed", "4", "--slo-ttft-ms", "500",
+                           "--json", home=isolated_home).stdout)
+    assert again == report  # deterministic for a given seed
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [((), "exactly one of"), (("--rate", "1"), "needs --input-tokens"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--router", "random"), "--router")],
+)
+def test_simulate_argument_errors(isolated_home: Path, extra: tuple[str, ...], message: str) -> None:
+    out = run("simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", *extra, home=isolated_home)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from fleetwise import __version__
-from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd, workload_cmd
+from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd, simulate_cmd, workload_cmd
 from fleetwise.cli.output import err_console
 from fleetwise.errors import FleetwiseError
 
@@ -29,6 +29,7 @@ app.add_typer(models_cmd.app, name="models")
 app.add_typer(workload_cmd.app, name="workload")
 app.command("fit")(fit_cmd.fit)
 app.command("predict")(predict_cmd.predict_command)
+app.command("simulate")(simulate_cmd.simulate_command)
 app.command("calibrate")(calibrate_cmd.calibrate_command)
 app.command("validate")(calibrate_cmd.validate_command)
 

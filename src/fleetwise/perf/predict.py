@@ -70,7 +70,8 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
         elif hardware.engine.compiled_shapes.value and request.mode == "concurrency":
             limit = min(int(request.load), fit.max_sequences)  # compile for the user count
         elif hardware.engine.compiled_shapes.value:
-            limit = _smallest_compiled_batch(arrays, request, fit.max_sequences)
+            limit = smallest_compiled_batch(arrays, request.load, request.input_tokens, request.output_tokens,
+                                            fit.max_sequences)
         scenario = closed_loop if request.mode == "concurrency" else poisson
         result = scenario(arrays, request.load, request.input_tokens, request.output_tokens, limit)
     price = hardware.usd_per_replica_hour
@@ -105,11 +106,12 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     }
 
 
-def _smallest_compiled_batch(arrays: ReplicaArrays, request: PredictRequest, max_sequences: int) -> int:
-    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with the rate."""
+def smallest_compiled_batch(arrays: ReplicaArrays, rate: float, input_tokens: float, output_tokens: float,
+                            max_sequences: int) -> int:
+    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with `rate`."""
     batch = 1
     while batch < max_sequences:
-        if not poisson(arrays, request.load, request.input_tokens, request.output_tokens, batch).saturated[0]:
+        if not poisson(arrays, rate, input_tokens, output_tokens, batch).saturated[0]:
             return batch
         batch *= 2
     return max_sequences

@@ -32,6 +32,12 @@ class Requests:
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])
 
+    def head(self, seconds: float) -> Requests:
+        """The requests that arrive within the first `seconds`."""
+        keep = self.arrival_s < self.arrival_s[0] + seconds if len(self) else self.arrival_s < seconds
+        return Requests(self.arrival_s[keep], self.prompt_tokens[keep], self.output_tokens[keep],
+                        self.prefix_id[keep], self.prefix_tokens[keep])
+
     @property
     def duration_s(self) -> float:
         """Time from the first to the last arrival."""

@@ -1,0 +1,105 @@
+"""What users would see from a simulated run: latency percentiles, goodput, utilisation, cost, a time series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fleetwise.sim.fleet import PoolRun
+from fleetwise.workload.requests import Requests
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+@dataclass(frozen=True, slots=True)
+class Slo:
+    """Latency targets a request must meet to count towards goodput (None: no target)."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2e_s: float | None = None
+
+
+def _percentiles(values: np.ndarray, scale: float) -> dict[str, float | None]:
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return {f"p{p}": None for p in PERCENTILES}
+    return {f"p{p}": round(float(np.percentile(finite, p)) * scale, 4) for p in PERCENTILES}
+
+
+def summarize(run: PoolRun, requests: Requests, slo: Slo = Slo(), interval_s: float = 60.0) -> dict[str, Any]:
+    """The run's report: every request accounted for, the percentiles users feel, and what it cost."""
+    log = run.log
+    arrival = requests.arrival_s
+    done = np.isfinite(log.finish_s)
+    ttft = log.first_token_s - arrival
+    e2e = log.finish_s - arrival
+    outputs = requests.output_tokens.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(outputs > 1, (e2e - ttft) / (outputs - 1), np.nan)
+    meets = done.copy()
+    if slo.ttft_ms is not None:
+        meets &= ttft * 1e3 <= slo.ttft_ms
+    if slo.tpot_ms is not None:
+        meets &= ~(tpot * 1e3 > slo.tpot_ms)  # a one-token request has no TPOT to miss
+    if slo.e2e_s is not None:
+        meets &= e2e <= slo.e2e_s
+    hours = run.makespan_s / 3600.0
+    price = run.hardware.usd_per_replica_hour
+    cost = None if price is None else price * run.spec.replicas * hours
+    produced = float(outputs[done].sum())
+    kv_capacity = run.settings.kv_blocks * run.spec.replicas * run.makespan_s
+    shared = requests.prefix_id >= 0
+    return {
+        "requests": len(requests),
+        "completed": int(done.sum()),
+        "dropped": len(log.dropped),
+        "dropped_reasons": _count(log.dropped.values()),
+        "preemptions": int(log.preemptions.sum()),
+        "requests_preempted": int((log.preemptions > 0).sum()),
+        "ttft_ms": _percentiles(ttft[done], 1e3),
+        "tpot_ms": _percentiles(tpot[done], 1e3),
+        "e2e_s": _percentiles(e2e[done], 1.0),
+        "goodput": round(float(meets.mean()), 5),
+        "output_tokens_per_s": round(produced / run.makespan_s, 3) if run.makespan_s > 0 else 0.0,
+        "kv_utilization": round(sum(r.kv_block_seconds for r in run.replicas) / kv_capacity, 5)
+        if kv_capacity > 0 else 0.0,
+        "busy_share": round(sum(r.busy_s for r in run.replicas) / (run.makespan_s * run.spec.replicas), 5)
+        if run.makespan_s > 0 else 0.0,
+        "prefix_cache_hit_rate": round(float(log.prefix_hit_tokens[shared].sum()
+                                             / max(requests.prefix_tokens[shared].sum(), 1)), 5),
+        "replicas": run.spec.replicas,
+        "instance_hours": round(hours * run.spec.replicas / max(run.hardware.replicas_per_instance, 1), 5),
+        "makespan_s": round(run.makespan_s, 4),
+        "cost_usd": None if cost is None else round(cost, 5),
+        "usd_per_million_output_tokens": None if cost is None or produced <= 0 else round(cost / produced * 1e6, 5),
+        "timeseries": _timeseries(requests, log.finish_s, ttft, interval_s),
+    }
+
+
+def _count(reasons: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for reason in reasons:
+        out[reason] = out.get(reason, 0) + 1
+    return out
+
+
+def _timeseries(requests: Requests, finish: np.ndarray, ttft: np.ndarray, interval_s: float) -> list[dict[str, Any]]:
+    """Per interval: arrivals, completions, output tokens finished, and the median TTFT of that interval's arrivals."""
+    end = float(np.nanmax(np.concatenate([requests.arrival_s, finish[np.isfinite(finish)]])))
+    bins = max(int(np.ceil(end / interval_s)), 1)
+    arrived = np.minimum((requests.arrival_s // interval_s).astype(np.int64), bins - 1)
+    done = np.isfinite(finish)
+    finished_bin = np.minimum((finish[done] // interval_s).astype(np.int64), bins - 1)
+    arrivals = np.bincount(arrived, minlength=bins)
+    completions = np.bincount(finished_bin, minlength=bins)
+    tokens = np.bincount(finished_bin, weights=requests.output_tokens[done], minlength=bins)
+    rows = []
+    for b in range(bins):
+        mask = (arrived == b) & np.isfinite(ttft)
+        rows.append({"start_s": b * interval_s, "arrivals": int(arrivals[b]), "completions": int(completions[b]),
+                     "output_tokens": int(tokens[b]),
+                     "ttft_ms_p50": round(float(np.median(ttft[mask])) * 1e3, 3) if mask.any() else None})
+    return rows

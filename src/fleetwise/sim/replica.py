@@ -1,0 +1,383 @@
+"""One serving replica under continuous batching: admission, chunked prefill, paged KV with preemption, prefix cache.
+
+The replica follows vLLM's scheduler in outline: every step decodes one token for each running sequence and
+spends the rest of the token budget on prompt chunks (waiting requests are admitted in arrival order while
+sequence slots and KV blocks last); a sequence that needs a KV block when none is free preempts the most
+recently admitted sequence, which is recomputed later. Engines with compiled shapes (Neuron) prefill one whole
+prompt per step, apart from decoding, and every decode step runs the full compiled batch.
+
+Steps with no scheduling decision to make (only decoding, nothing admissible) are fast-forwarded in one go up to
+the next completion, the next block shortage or the caller's time limit: that is what makes the simulator fast.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fleetwise.sim.steps import StepCost
+from fleetwise.workload.requests import Requests
+
+
+@dataclass
+class RequestLog:
+    """What happened to each request (NaN where it has not happened)."""
+
+    first_token_s: np.ndarray
+    finish_s: np.ndarray
+    preemptions: np.ndarray
+    prefix_hit_tokens: np.ndarray
+    replica: np.ndarray
+    dropped: dict[int, str] = field(default_factory=dict)  # request index -> reason
+
+    @classmethod
+    def empty(cls, n: int) -> RequestLog:
+        """A log for n requests where nothing has happened yet."""
+        return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64),
+                   np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64))
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSettings:
+    """Scheduler limits of one replica."""
+
+    kv_blocks: int  # KV-cache blocks per replica (from the memory fit)
+    block_tokens: int = 16  # tokens per KV block (vLLM's default block size)
+    max_seqs: int = 256  # sequence slots (vLLM max_num_seqs; the compiled batch on Neuron)
+    max_batched_tokens: int = 2048  # token budget per step (vLLM max_num_batched_tokens)
+    prefix_caching: bool = True
+
+
+class ReplicaSim:
+    """A replica's queue, running batch and KV blocks, advanced in simulated time."""
+
+    def __init__(self, index: int, cost: StepCost, settings: ReplicaSettings, requests: Requests,
+                 log: RequestLog) -> None:
+        self.index = index
+        self.cost = cost
+        self.settings = settings
+        self.req = requests
+        self.log = log
+        self.clock = 0.0
+        self.waiting: deque[int] = deque()
+        self.target: dict[int, int] = {}  # prompt tokens to (re)compute per admitted or waiting request
+        self.prefilling: dict[int, int] = {}  # admitted, prompt tokens computed so far
+        self.offset: dict[int, int] = {}  # decoding: context - step counter
+        self.finish_step: list[tuple[int, int]] = []  # heap of (step counter at which it finishes, request)
+        self.admitted_order: list[int] = []  # running requests, oldest first (preempt from the end)
+        self.step_counter = 0
+        self.used_blocks = 0  # blocks held by running sequences (cached prefixes counted separately)
+        self.shared: dict[int, int] = {}  # leading blocks a request uses but does not own (cached prefix)
+        self.cached_blocks = 0  # blocks held by the prefix cache
+        self.offset_sum = 0  # sum of decoding offsets: attended tokens follow without a loop
+        self.residues = [0] * settings.block_tokens  # decoding offsets counted by residue mod block size
+        self.prefix_cache: OrderedDict[int, int] = OrderedDict()  # prefix id -> blocks, least recent first
+        self.prefix_users: dict[int, int] = {}
+        self.busy_s = 0.0
+        self.kv_block_seconds = 0.0  # integral of used blocks over time, for utilisation
+        self.steps = 0
+
+    # ---- interface used by the fleet --------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        """Requests queued or running here."""
+        return len(self.waiting) + len(self.prefilling) + len(self.offset)
+
+    def enqueue(self, request: int) -> None:
+        """Accept a request that arrived now (the clock must have been advanced to its arrival)."""
+        self.log.replica[request] = self.index
+        total = int(self.req.prompt_tokens[request] + self.req.output_tokens[request])
+        if self._blocks(total) > self.settings.kv_blocks:
+            self.log.dropped[request] = "prompt + output exceed the replica's whole KV cache"
+            return
+        self.target[request] = int(self.req.prompt_tokens[request])
+        self.waiting.append(request)
+
+    def advance_to(self, limit: float) -> None:
+        """Run steps until the clock reaches `limit` (or the replica runs out of work and idles there)."""
+        while self.clock < limit:
+            if self.can_schedule():
+                self._scheduled_step()
+            elif self.offset:
+                self._fast_forward(limit)
+            else:
+                self.clock = limit  # idle
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    def _blocks(self, tokens: float) -> int:
+        return math.ceil(tokens / self.settings.block_tokens)
+
+    def _free_blocks(self) -> int:
+        return self.settings.kv_blocks - self.used_blocks - self.cached_blocks
+
+    def _running(self) -> int:
+        return len(self.prefilling) + len(self.offset)
+
+    def can_schedule(self) -> bool:
+        """True when this step has prompt work: a partial prefill, or an admissible waiting request."""
+        if self.prefilling:
+            return True
+        if not self.waiting or self._running() >= self.settings.max_seqs:
+            return False
+        first = self.waiting[0]
+        need = 1 if self.cost.chunked_prefill else self._blocks(self.target[first])
+        free = self._free_blocks()
+        return free >= need or free + self._evictable_blocks() >= need
+
+    def _evictable_blocks(self) -> int:
+        return sum(b for p, b in self.prefix_cache.items() if not self.prefix_users.get(p))
+
+    def _make_room(self, blocks: int) -> bool:
+        """Evict unused cached prefixes (least recent first) until `blocks` are free."""
+        for prefix in list(self.prefix_cache):
+            if self._free_blocks() >= blocks:
+                break
+            if not self.prefix_users.get(prefix):
+                self.cached_blocks -= self.prefix_cache.pop(prefix)
+        return self._free_blocks() >= blocks
+
+    def _decode_context_sum(self) -> tuple[float, float]:
+        """(sequences decoding, attended tokens summed over them and over layers) at the current step."""
+        if self.cost.pads:  # compiled batch, attention over the bucket of the longest context
+            longest = max(self.offset.values()) + self.step_counter
+            slots = float(self.settings.max_seqs)
+            return slots, slots * self.cost.attended(self.cost.bucket(longest))
+        g = self.step_counter
+        if not self.cost.windows:
+            return float(len(self.offset)), self.cost.full_layers * float(self.offset_sum + len(self.offset) * g)
+        return float(len(self.offset)), sum(self.cost.attended(o + g) for o in self.offset.values())
+
+    # ---- one scheduled step (prompt work present) ------------------------------------------------------
+
+    def _scheduled_step(self) -> None:
+        s = self.settings
+        decode_seqs, decode_attended = self._decode_context_sum() if self.offset else (0.0, 0.0)
+        if self.cost.pads:
+            decode_seqs, decode_attended = 0.0, 0.0  # Neuron: a prefill step does not decode
+        if decode_seqs:
+            self._grow_decode_blocks()
+            decode_seqs, decode_attended = self._decode_context_sum()  # preemption may have shrunk the batch
+        budget = s.max_batched_tokens - (len(self.offset) if self.cost.chunked_prefill else 0)
+        chunks: list[tuple[int, int, int]] = []  # (request, start, end)
+        for request in list(self.prefilling):
+            if budget <= 0:
+                break
+            start = self.prefilling[request]
+            end = self._chunk_end(request, start, budget)
+            if end > start:
+                chunks.append((request, start, end))
+                budget -= end - start
+        while budget > 0 and self.waiting and self._running() < s.max_seqs and not (self.cost.pads and chunks):
+            request = self.waiting[0]
+            admitted = self._admit_start(request)
+            if admitted is None:
+                break
+            self.waiting.popleft()
+            self.prefilling[request] = admitted
+            self.admitted_order.append(request)
+            start = admitted
+            end = self._chunk_end(request, start, budget)
+            if end <= start:
+                break
+            chunks.append((request, start, end))
+            budget -= end - start
+        prefill_tokens = sum(self.cost.bucket(e) - s0 if self.cost.pads else e - s0 for _, s0, e in chunks)
+        attended = sum(self.cost.causal_attended(s0, self.cost.bucket(e) if self.cost.pads else e)
+                       for _, s0, e in chunks)
+        last = sum(1 for r, _, e in chunks if e >= self.target[r])
+        dt = self.cost.step_s(decode_seqs, decode_attended, prefill_tokens, attended, last)
+        self._tick(dt)
+        if decode_seqs and not self.cost.pads:
+            self.step_counter += 1
+        for request, _, end in chunks:
+            self.prefilling[request] = end
+            if end >= self.target[request]:
+                self._prefill_done(request)
+        self._complete_due()
+
+    def _admit_start(self, request: int) -> int | None:
+        """Where an admitted request's prefill starts (after a cached prefix), or None if no block is free."""
+        start = 0
+        prefix = int(self.req.prefix_id[request])
+        if self.settings.prefix_caching and prefix >= 0 and prefix in self.prefix_cache:
+            self.prefix_cache.move_to_end(prefix)
+            start = min(self.prefix_cache[prefix] * self.settings.block_tokens, self.target[request] - 1)
+            self.shared[request] = start // self.settings.block_tokens
+            self.log.prefix_hit_tokens[request] += start
+        if prefix >= 0:
+            self.prefix_users[prefix] = self.prefix_users.get(prefix, 0) + 1
+        need = 1 if self.cost.chunked_prefill else self._blocks(self.target[request] - start)
+        if not self._make_room(need):
+            if prefix >= 0:
+                self.prefix_users[prefix] -= 1
+            return None
+        return start
+
+    def _chunk_end(self, request: int, start: int, budget: int) -> int:
+        """How far this step gets with the request's prompt, allocating the blocks the chunk needs."""
+        target = self.target[request]
+        end = target if not self.cost.chunked_prefill else min(target, start + budget)
+        have = self._blocks(start)
+        need = self._blocks(end) - have
+        if need > 0 and not self._make_room(need):
+            end = min(end, (have + max(self._free_blocks(), 0)) * self.settings.block_tokens)
+            need = max(self._blocks(end) - have, 0)
+        self.used_blocks += max(need, 0)
+        return max(end, start)
+
+    def _prefill_done(self, request: int) -> None:
+        """The step that computed a prompt's last token also produced the first output token."""
+        del self.prefilling[request]
+        if math.isnan(self.log.first_token_s[request]):
+            self.log.first_token_s[request] = self.clock
+        prefix = int(self.req.prefix_id[request])
+        if prefix >= 0 and self.settings.prefix_caching and prefix not in self.prefix_cache:
+            # only whole blocks are shared; they pass from this request to the cache
+            blocks = int(self.req.prefix_tokens[request]) // self.settings.block_tokens - self.shared.get(request, 0)
+            if blocks > 0:
+                self.prefix_cache[prefix] = blocks
+                self.cached_blocks += blocks
+                self.shared[request] = self.shared.get(request, 0) + blocks
+                self.used_blocks -= blocks
+        generated = self.target[request] - int(self.req.prompt_tokens[request])
+        remaining = int(self.req.output_tokens[request]) - 1 - generated
+        if remaining <= 0:
+            self._release(request, self.target[request])
+            self._finish(request)
+            return
+        self._add_decoding(request, self.target[request] + 1 - self.step_counter)
+        heapq.heappush(self.finish_step, (self.step_counter + remaining, request))
+
+    # ---- decode-only fast-forward --------------------------------------------------------------------
+
+    def _fast_forward(self, limit: float) -> None:
+        """Decode k steps at once: up to the next completion, block shortage, or the time limit."""
+        next_done = self.finish_step[0][0] - self.step_counter
+        k = max(min(next_done, self._steps_before_block_shortage(next_done)), 1)
+        if self.cost.pads:
+            longest = max(self.offset.values()) + self.step_counter
+            k = max(min(k, int(self.cost.bucket(longest) - longest) + 1), 1)
+        first = self._decode_step_s(0)
+        last = self._decode_step_s(k - 1)
+        slope = (last - first) / (k - 1) if k > 1 else 0.0
+        k = min(k, self._steps_within(limit - self.clock, first, slope, k))
+        self._grow_decode_blocks(k)
+        total = k * first + slope * k * (k - 1) / 2.0
+        self._tick(total, steps=k)
+        self.step_counter += k
+        self._complete_due()
+
+    def _decode_step_s(self, ahead: int) -> float:
+        self.step_counter += ahead
+        seqs, attended = self._decode_context_sum()
+        self.step_counter -= ahead
+        return self.cost.step_s(seqs, attended, 0.0, 0.0, 0.0)
+
+    @staticmethod
+    def _steps_within(window: float, first: float, slope: float, k: int) -> int:
+        """How many steps of linearly growing duration fit before the window closes (at least one)."""
+        if window <= 0:
+            return 1
+        if slope <= 1e-15:
+            return max(1, min(k, math.ceil(window / first)))
+        # k*first + slope*k*(k-1)/2 >= window  ->  smallest such k
+        a, b = slope / 2.0, first - slope / 2.0
+        root = (-b + math.sqrt(b * b + 4.0 * a * window)) / (2.0 * a)
+        return max(1, min(k, math.ceil(root)))
+
+    def _steps_before_block_shortage(self, horizon: int) -> int:
+        """Decode steps possible before some sequence needs a block that is not there (blocks are preallocated)."""
+        needed = self._new_blocks(horizon)
+        free = self._free_blocks()
+        if free >= needed:
+            return horizon
+        free += self._evictable_blocks()
+        if free >= needed:
+            return horizon
+        low, high = 1, horizon
+        while low < high:  # largest k whose growth fits
+            mid = (low + high + 1) // 2
+            if self._new_blocks(mid) <= free:
+                low = mid
+            else:
+                high = mid - 1
+        return low if self._new_blocks(low) <= free else 0
+
+    def _new_blocks(self, steps: int) -> int:
+        """Blocks the decoding sequences need to grow by `steps` tokens each.
+
+        A sequence of context c holds KV for s = c - 1 tokens; `steps` more need ((s - 1) mod B + steps) // B new
+        blocks of B tokens, so counting offsets by residue gives the total without visiting every sequence.
+        """
+        bt = self.settings.block_tokens
+        shift = self.step_counter - 2
+        return sum(count * (((residue + shift) % bt + steps) // bt)
+                   for residue, count in enumerate(self.residues) if count)
+
+    def _add_decoding(self, request: int, offset: int) -> None:
+        self.offset[request] = offset
+        self.offset_sum += offset
+        self.residues[offset % self.settings.block_tokens] += 1
+
+    def _remove_decoding(self, request: int) -> int:
+        """Stop tracking a decoding request; returns its current context."""
+        offset = self.offset.pop(request)
+        self.offset_sum -= offset
+        self.residues[offset % self.settings.block_tokens] -= 1
+        return offset + self.step_counter
+
+    def _release(self, request: int, stored_tokens: int) -> None:
+        """Give back the blocks a request owns (its share of a cached prefix stays with the cache)."""
+        self.used_blocks -= self._blocks(stored_tokens) - self.shared.pop(request, 0)
+
+    def _grow_decode_blocks(self, steps: int = 1) -> None:
+        """Allocate the blocks decoding sequences need for `steps` more tokens, preempting when none are left."""
+        while self.offset:
+            need = self._new_blocks(steps)
+            if need <= 0 or self._make_room(need):
+                self.used_blocks += max(need, 0)
+                return
+            self._preempt_newest()
+
+    def _preempt_newest(self) -> None:
+        """Recompute preemption: the most recently admitted running request gives back its blocks and waits."""
+        request = self.admitted_order.pop()
+        if request in self.offset:
+            context = self._remove_decoding(request)
+            self.finish_step = [(s, r) for s, r in self.finish_step if r != request]
+            heapq.heapify(self.finish_step)
+            self.target[request] = context - 1  # its prompt plus what it generated is recomputed
+            self._release(request, context - 1)
+        else:
+            self._release(request, self.prefilling.pop(request))
+        prefix = int(self.req.prefix_id[request])
+        if prefix >= 0:
+            self.prefix_users[prefix] -= 1
+        self.log.preemptions[request] += 1
+        self.waiting.appendleft(request)
+
+    def _complete_due(self) -> None:
+        while self.finish_step and self.finish_step[0][0] <= self.step_counter:
+            _, request = heapq.heappop(self.finish_step)
+            self._release(request, self._remove_decoding(request) - 1)
+            self._finish(request)
+
+    def _finish(self, request: int) -> None:
+        self.log.finish_s[request] = self.clock
+        self.admitted_order.remove(request)
+        prefix = int(self.req.prefix_id[request])
+        if prefix >= 0:
+            self.prefix_users[prefix] -= 1
+        self.target.pop(request, None)
+
+    def _tick(self, seconds: float, steps: int = 1) -> None:
+        self.kv_block_seconds += seconds * (self.used_blocks + self.cached_blocks)
+        self.clock += seconds
+        self.busy_s += seconds
+        self.steps += steps
