@@ -21,11 +21,11 @@ def main() -> None:
     requests = generate(resolve_workload("chat-diurnal").model_copy(update={"duration_s": 6 * 3600.0}))
     model = load_model("meta-llama/Llama-3.1-8B-Instruct")
     for router in ("round-robin", "least-outstanding"):
-        spec = PoolSpec(model, "p5.48xlarge", 1, "bf16", None, replicas=2, router=router)  # type: ignore[arg-type]
+        spec = PoolSpec(model, "p5.48xlarge", 1, "bf16", None, replicas=2)
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()
-            run_pool(spec, requests, catalog, calibration)
+            run_pool(spec, requests, catalog, calibration, router)  # type: ignore[arg-type]
             best = min(best, time.perf_counter() - start)
         print(f"{router}: {len(requests):,} requests in {best:.2f} s = {len(requests) / best:,.0f} requests/s")
 

@@ -9,7 +9,7 @@ from fleetwise.catalog import load_catalog
 from fleetwise.models import load_model
 from fleetwise.perf import PredictRequest, bundled_calibration, predict
 from fleetwise.sim import PoolSpec, Slo, run_pool, summarize
-from fleetwise.sim.fleet import build_replica
+from fleetwise.sim.pool import build_replica
 from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
 from fleetwise.workload import Arrivals, Lengths, Requests, Workload, generate
 
@@ -124,3 +124,86 @@ def test_more_load_raises_latency_and_more_replicas_lower_it(catalog) -> None:  
     slo = Slo(ttft_ms=500, tpot_ms=30)
     assert summarize(run_pool(_spec(replicas=4), heavy, catalog, bundled_calibration()), heavy, slo)["goodput"] >= \
         summarize(run_pool(_spec(), heavy, catalog, bundled_calibration()), heavy, slo)["goodput"]
+
+
+def test_spot_interruptions_requeue_and_never_lose_requests(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.sim import FleetSpec, Spot, run_fleet
+
+    # long generations (about 4 minutes each) outlive the two-minute notice, so some must be re-queued
+    requests = _workload(0.3, prompt=512, output=20_000, duration=3600.0)
+    spot = _spec(replicas=2, purchase="spot", spot=Spot(interruptions_per_hour=4.0), startup_s=60.0)
+    run = run_fleet(FleetSpec(pools=(spot,), seed=11), requests, catalog, bundled_calibration())
+    report = summarize(run, requests)
+    assert report["pools"][0]["spot_interruptions"] > 0
+    assert report["requeued"] > 0
+    assert report["completed"] + report["dropped"] == len(requests)
+    assert report["dropped"] == 0
+    requeued = run.log.requeues > 0
+    assert np.isfinite(run.log.finish_s[requeued]).all()  # re-queued, then completed
+    on_demand = summarize(run_pool(_spec(replicas=2), requests, catalog, bundled_calibration()), requests)
+    assert report["cost_usd"] < on_demand["cost_usd"]  # the spot snapshot is cheaper, replacements included
+
+
+def test_autoscaler_follows_load_after_the_startup_delay(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.sim import Autoscale
+
+    quiet, busy = _workload(1.0, duration=1800.0), _workload(40.0, duration=1800.0)
+    merged = Requests(np.concatenate([quiet.arrival_s, busy.arrival_s + 1800.0]),
+                      np.concatenate([quiet.prompt_tokens, busy.prompt_tokens]),
+                      np.concatenate([quiet.output_tokens, busy.output_tokens]),
+                      np.concatenate([quiet.prefix_id, busy.prefix_id]),
+                      np.concatenate([quiet.prefix_tokens, busy.prefix_tokens]))
+    scaled = _spec(replicas=1, startup_s=300.0, autoscale=Autoscale(min_replicas=1, max_replicas=6,
+                                                                    target_inflight=8))
+    run = run_pool(scaled, merged, catalog, bundled_calibration())
+    ready = dict(run.samples)
+    assert max(ready[t][0] for t in ready if t < 1800.0) == 1
+    assert max(ready[t][0] for t in ready if t >= 1800.0) > 1
+    # nothing new can serve before launch + 300 s
+    assert all(ready[t][0] == 1 for t in ready if 1800.0 <= t < 2100.0)
+    assert all(1 <= counts[0] <= 6 for counts in ready.values())
+    report = summarize(run, merged)
+    assert report["completed"] == len(merged)
+
+
+def test_doubling_traffic_never_lowers_autoscaled_cost(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.sim import Autoscale
+
+    policy = Autoscale(min_replicas=1, max_replicas=8, target_inflight=8)
+    costs = []
+    for rate in (10.0, 20.0):
+        requests = _workload(rate, duration=1800.0)
+        costs.append(summarize(run_pool(_spec(autoscale=policy), requests, catalog, bundled_calibration()),
+                               requests)["cost_usd"])
+    assert costs[1] >= costs[0]
+
+
+def test_prefix_affinity_keeps_prefixes_warm(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.workload import SharedPrefixes
+
+    requests = generate(Workload(duration_s=600.0, arrivals=Arrivals(rate_per_s=10.0),
+                                 prompt_tokens=Lengths(mean=2048), output_tokens=Lengths(mean=64),
+                                 shared_prefixes=SharedPrefixes(count=64, tokens=1536, popularity="uniform"),
+                                 seed=2))
+    affinity = summarize(run_pool(_spec(replicas=4, max_seqs=8), requests, catalog, bundled_calibration(),
+                                  "prefix-affinity"), requests)
+    spread = summarize(run_pool(_spec(replicas=4, max_seqs=8), requests, catalog, bundled_calibration(),
+                                "round-robin"), requests)
+    assert affinity["prefix_cache_hit_rate"] >= spread["prefix_cache_hit_rate"]
+    assert affinity["completed"] == spread["completed"] == len(requests)
+
+
+def test_cost_aware_router_fills_the_cheaper_pool_and_spills_under_load(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.sim import FleetSpec, run_fleet
+
+    # The same replicas bought two ways: spot is cheaper per token, so it is filled first.
+    cheap, dear = _spec(purchase="spot", name="spot", max_seqs=8), _spec(name="on-demand", max_seqs=8)
+    fleet = FleetSpec(pools=(dear, cheap), router="cost-aware", slo_ttft_ms=300.0)
+    light = _workload(0.2, duration=600.0)
+    report = summarize(run_fleet(fleet, light, catalog, bundled_calibration()), light)
+    served = {p["name"]: p["requests_finished"] for p in report["pools"]}
+    assert served["spot"] == len(light)  # the cheaper pool takes everything while it keeps the SLO
+    heavy = _workload(40.0, duration=300.0)
+    report = summarize(run_fleet(fleet, heavy, catalog, bundled_calibration()), heavy)
+    served = {p["name"]: p["requests_finished"] for p in report["pools"]}
+    assert served["on-demand"] > 0 and served["spot"] > served["on-demand"] * 0.2

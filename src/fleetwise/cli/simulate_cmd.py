@@ -9,20 +9,40 @@ import typer
 from fleetwise.catalog import DEFAULT_REGION, load_catalog
 from fleetwise.cli.output import console, emit_json, fmt
 from fleetwise.errors import FleetwiseError
-from fleetwise.models import load_model
+from fleetwise.models import ModelArchitecture, load_model
 from fleetwise.perf.efficiency import load_calibration
-from fleetwise.sim import PoolSpec, Slo, run_pool, summarize
+from fleetwise.sim import Autoscale, FleetSpec, PoolSpec, Slo, Spot, run_fleet, summarize
 from fleetwise.workload import Arrivals, Lengths, Workload, generate, read_trace, resolve_workload
 
 
 def simulate_command(
     model: str = typer.Option(..., "--model", "-m", help="Bundled HF id, a config.json, or a model directory."),
-    hardware: str = typer.Option(..., "--hardware", "-H", help="Instance type or chip, as for `predict`."),
+    hardware: str = typer.Option(None, "--hardware", "-H", help="Instance type or chip, as for `predict` (one "
+                                                                 "pool; use --pool for several)."),
     tp: int = typer.Option(1, "--tp", help="Tensor-parallel degree."),
     dtype: str = typer.Option("bf16", "--dtype", "-d", help="Weight dtype."),
     engine: str = typer.Option(None, "--engine", "-e", help="Serving engine (default: vllm on GPU, nxdi on Neuron)."),
     replicas: int = typer.Option(1, "--replicas", "-n", help="Replicas in the pool."),
-    router: str = typer.Option("least-outstanding", "--router", help="round-robin or least-outstanding."),
+    router: str = typer.Option("least-outstanding", "--router", help="round-robin, least-outstanding, "
+                                                                   "prefix-affinity, or cost-aware (needs "
+                                                                   "--slo-ttft-ms; fills the cheapest pool first)."),
+    pool: list[str] = typer.Option([], "--pool", help="A pool as HARDWARE[:key=value...], keys: tp, dtype, engine, "
+                                                      "replicas, purchase (on-demand|spot), spot_rate "
+                                                      "(interruptions per hour), startup_s, max_seqs, "
+                                                      "autoscale_min, autoscale_max, target_inflight; repeatable. "
+                                                      "Example: --pool inf2.48xlarge:tp=24:replicas=2 --pool "
+                                                      "p5.48xlarge:purchase=spot:spot_rate=0.1"),
+    purchase: str = typer.Option("on-demand", "--purchase", help="on-demand or spot (single pool)."),
+    spot_rate: float = typer.Option(0.0, "--spot-interruptions-per-hour", help="Spot interruptions per "
+                                                                            "replica-hour (single pool)."),
+    startup_s: float = typer.Option(0.0, "--startup-s", help="Launch to serving: boot + image pull + weight load "
+                                                            "(+ Neuron compile unless cached), seconds."),
+    autoscale: bool = typer.Option(False, "--autoscale", help="Scale the pool to --target-inflight requests per "
+                                                             "replica between --min-replicas and --max-replicas."),
+    min_replicas: int = typer.Option(1, "--min-replicas", help="Autoscaler floor."),
+    max_replicas: int = typer.Option(8, "--max-replicas", help="Autoscaler ceiling."),
+    target_inflight: float = typer.Option(32.0, "--target-inflight", help="Requests in flight per replica the "
+                                                                         "autoscaler aims for."),
     max_seqs: int = typer.Option(None, "--max-seqs", help="Sequence slots per replica (vLLM max_num_seqs; the "
                                                          "compiled batch on Neuron)."),
     workload: str = typer.Option(None, "--workload", "-w", help="Bundled workload (chat-diurnal) or a YAML/JSON "
@@ -70,21 +90,35 @@ def simulate_command(
         if seed is not None:
             updates["seed"] = seed
         requests = generate(spec.model_copy(update=updates) if updates else spec)
-    pool = PoolSpec(model=load_model(model), hardware=hardware, tp=tp, dtype=dtype, engine=engine,
-                    replicas=replicas, router=router, max_seqs=max_seqs, kv_cache_dtype=kv_dtype,  # type: ignore[arg-type]
-                    region=region)
-    run = run_pool(pool, requests, load_catalog(catalog_files), load_calibration(calibration))
+    arch = load_model(model)
+    if pool:
+        pools = tuple(_parse_pool(text, arch, kv_dtype, region) for text in pool)
+    elif hardware is not None:
+        scale = Autoscale(min_replicas=min_replicas, max_replicas=max(max_replicas, replicas),
+                          target_inflight=target_inflight) if autoscale else None
+        if purchase not in ("on-demand", "spot"):
+            raise FleetwiseError(f"--purchase must be on-demand or spot, got {purchase!r}")
+        pools = (PoolSpec(model=arch, hardware=hardware, tp=tp, dtype=dtype, engine=engine, replicas=replicas,
+                          max_seqs=max_seqs, kv_cache_dtype=kv_dtype, region=region, purchase=purchase,  # type: ignore[arg-type]
+                          startup_s=startup_s, autoscale=scale,
+                          spot=Spot(spot_rate) if purchase == "spot" and spot_rate > 0 else None),)
+    else:
+        raise FleetwiseError("give --hardware (one pool) or --pool (one or more)")
+    fleet = FleetSpec(pools=pools, router=router, slo_ttft_ms=slo_ttft_ms, seed=seed or 0)  # type: ignore[arg-type]
+    run = run_fleet(fleet, requests, load_catalog(catalog_files), load_calibration(calibration))
     report = summarize(run, requests, Slo(ttft_ms=slo_ttft_ms, tpot_ms=slo_tpot_ms), interval)
-    report = {"model": pool.model.name, "hardware": run.hardware.name, "engine": run.hardware.engine.id, "tp": tp,
-              "dtype": dtype, "router": router, "max_seqs": run.settings.max_seqs,
-              "kv_blocks_per_replica": run.settings.kv_blocks, **report}
+    report = {"model": arch.name, "router": router, **report}
     if as_json:
         emit_json(report)
         return
     ttft, tpot, e2e = report["ttft_ms"], report["tpot_ms"], report["e2e_s"]
-    console.print(f"[bold]{report['model']}[/] on {replicas}× {report['hardware']} ({report['engine']}, TP={tp}, "
-                  f"{dtype}), {router}: {report['completed']:,} of {report['requests']:,} requests completed, "
-                  f"{report['dropped']} dropped")
+    console.print(f"[bold]{report['model']}[/], {router}: {report['completed']:,} of {report['requests']:,} "
+                  f"requests completed, {report['dropped']} dropped, {report['requeued']} re-queued")
+    for p in report["pools"]:
+        console.print(f"  pool {p['name']}: {p['engine']} TP={p['tp']} {p['dtype']} {p['purchase']}, "
+                      f"{p['replicas_launched']} replicas launched, {p['replica_hours']:.2f} replica-hours, "
+                      f"${fmt(p['cost_usd'], 2)}, {p['requests_finished']:,} requests, "
+                      f"{p['spot_interruptions']} spot interruptions")
     console.print(f"TTFT ms p50 {fmt(ttft['p50'], 1)} p90 {fmt(ttft['p90'], 1)} p99 {fmt(ttft['p99'], 1)} · "
                   f"TPOT ms p50 {fmt(tpot['p50'], 2)} p99 {fmt(tpot['p99'], 2)} · E2E s p50 {fmt(e2e['p50'], 2)} "
                   f"p99 {fmt(e2e['p99'], 2)}")
@@ -96,3 +130,38 @@ def simulate_command(
     for reason, count in report["dropped_reasons"].items():
         console.print(f"[dim]dropped {count}: {reason}[/]")
 
+
+
+_POOL_KEYS = {"tp", "dtype", "engine", "replicas", "purchase", "spot_rate", "startup_s", "max_seqs", "autoscale_min",
+              "autoscale_max", "target_inflight"}
+
+
+def _parse_pool(text: str, model: ModelArchitecture, kv_dtype: str, region: str) -> PoolSpec:
+    """`HARDWARE[:key=value...]` into a PoolSpec; unknown keys and bad numbers are errors naming them."""
+    hardware, *pairs = text.split(":")
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in _POOL_KEYS:
+            raise FleetwiseError(f"--pool {text!r}: {pair!r} is not key=value with a key from {sorted(_POOL_KEYS)}")
+        values[key] = value
+    try:
+        number = {k: float(v) for k, v in values.items() if k not in ("dtype", "engine", "purchase")}
+    except ValueError as exc:
+        raise FleetwiseError(f"--pool {text!r}: {exc}") from None
+    replicas = int(number.get("replicas", 1))
+    scale = None
+    if "autoscale_min" in number or "autoscale_max" in number or "target_inflight" in number:
+        scale = Autoscale(min_replicas=int(number.get("autoscale_min", 1)),
+                          max_replicas=max(int(number.get("autoscale_max", 8)), replicas),
+                          target_inflight=number.get("target_inflight", 32.0))
+    purchase = values.get("purchase", "on-demand")
+    if purchase not in ("on-demand", "spot"):
+        raise FleetwiseError(f"--pool {text!r}: purchase must be on-demand or spot")
+    rate = number.get("spot_rate", 0.0)
+    return PoolSpec(model=model, hardware=hardware, tp=int(number.get("tp", 1)), dtype=values.get("dtype", "bf16"),
+                    engine=values.get("engine"), replicas=replicas,
+                    max_seqs=int(number["max_seqs"]) if "max_seqs" in number else None, kv_cache_dtype=kv_dtype,
+                    region=region, name=text, purchase=purchase,  # type: ignore[arg-type]
+                    startup_s=number.get("startup_s", 0.0), autoscale=scale,
+                    spot=Spot(rate) if purchase == "spot" and rate > 0 else None)

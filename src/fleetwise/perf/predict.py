@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,7 +16,7 @@ from fleetwise.fit.memory import fit_one
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import resolve_hardware
-from fleetwise.perf.scenarios import ScenarioResult, closed_loop, poisson, static_batch
+from fleetwise.perf.scenarios import ScenarioResult, closed_loop, poisson, smallest_compiled_batch, static_batch
 from fleetwise.perf.step_time import ReplicaArrays, ReplicaConfig, StepTimes, build_arrays
 
 Mode = Literal["batch", "concurrency", "rate"]
@@ -74,6 +75,8 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
                                             fit.max_sequences)
         scenario = closed_loop if request.mode == "concurrency" else poisson
         result = scenario(arrays, request.load, request.input_tokens, request.output_tokens, limit)
+        if not (request.mode == "rate" and bool(result.saturated[0])):
+            result = _simulated(request, arrays, fit.kv_cache_gib, limit, result)
     price = hardware.usd_per_replica_hour
     tokens_per_s = float(result.output_tokens_per_s[0])
     calibrated = calibration.has_cell(hardware.engine.id, hardware.chip.id)
@@ -106,15 +109,25 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     }
 
 
-def smallest_compiled_batch(arrays: ReplicaArrays, rate: float, input_tokens: float, output_tokens: float,
-                            max_sequences: int) -> int:
-    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with `rate`."""
-    batch = 1
-    while batch < max_sequences:
-        if not poisson(arrays, rate, input_tokens, output_tokens, batch).saturated[0]:
-            return batch
-        batch *= 2
-    return max_sequences
+def _simulated(request: PredictRequest, arrays: ReplicaArrays, kv_cache_gib: float, limit: int,
+               analytic: ScenarioResult) -> ScenarioResult:
+    """Latency and throughput under a rate or a user count come from the serving simulator."""
+    from fleetwise.sim.pool import replica_settings  # the simulator builds on perf, not the other way round
+    from fleetwise.sim.steady import closed_loop_steady, poisson_steady
+    from fleetwise.sim.steps import StepCost
+
+    cost = StepCost.from_arrays(arrays)
+    settings = replica_settings(request.model, arrays, kv_cache_gib, request.kv_cache_dtype, limit)
+    if request.mode == "rate":
+        run = poisson_steady(cost, settings, request.load, request.input_tokens, request.output_tokens)
+    else:
+        run = closed_loop_steady(cost, settings, int(request.load), request.input_tokens, request.output_tokens)
+    def col(value: float) -> np.ndarray:
+        return np.array([value])
+    return dataclasses.replace(
+        analytic, ttft_p50_s=col(run.ttft_p50_s), ttft_mean_s=col(run.ttft_mean_s), tpot_p50_s=col(run.tpot_p50_s),
+        tpot_mean_s=col(run.tpot_mean_s), e2e_p50_s=col(run.e2e_p50_s),
+        output_tokens_per_s=col(run.output_tokens_per_s), requests_per_s=col(run.requests_per_s))
 
 
 def _check_request(request: PredictRequest) -> None:
@@ -157,7 +170,8 @@ def _notes(request: PredictRequest, compiled: bool, calibrated: bool, result: Sc
         notes.append("no measurements for this engine on this chip: efficiencies are borrowed from the rest of the "
                      "calibration (expect a wider error)")
     if request.mode != "batch":
-        notes.append("steady-state approximation (continuous batching, prefill stalls decode, M/D/1 prefill wait)")
+        notes.append("latency and throughput from the serving simulator (2,000 requests of the given lengths); "
+                     "the breakdown shows one prefill and one decode step")
     if bool(result.saturated[0]) and request.mode == "rate":
         notes.append("offered load exceeds what the replica serves within its batch limit: latency grows without "
                      "bound")

@@ -143,3 +143,14 @@ def poisson(r: ReplicaArrays, rate: Array | float, input_tokens: Array | float, 
         itl_p50_s=median.total_s[:, 0], e2e_p50_s=e2e[:, 0], output_tokens_per_s=(served * o)[:, 0],
         requests_per_s=served[:, 0], concurrency=c[:, 0], saturated=saturated[:, 0], prefill=prefill,
         decode=median)
+
+
+def smallest_compiled_batch(arrays: ReplicaArrays, rate: float, input_tokens: float, output_tokens: float,
+                            max_sequences: int) -> int:
+    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with `rate`."""
+    batch = 1
+    while batch < max_sequences:
+        if not poisson(arrays, rate, input_tokens, output_tokens, batch).saturated[0]:
+            return batch
+        batch *= 2
+    return max_sequences

@@ -1,6 +1,8 @@
-"""Serving simulator: replicas under continuous batching with paged KV, behind a router, fed a workload."""
+"""Serving simulator: pools of replicas under continuous batching with paged KV, routing, autoscaling and spot."""
 
-from fleetwise.sim.fleet import PoolRun, PoolSpec, run_pool
+from fleetwise.sim.fleet import ROUTERS, FleetRun, FleetSpec, run_fleet, run_pool
 from fleetwise.sim.metrics import Slo, summarize
+from fleetwise.sim.pool import Autoscale, PoolSpec, Spot
 
-__all__ = ["PoolRun", "PoolSpec", "Slo", "run_pool", "summarize"]
+__all__ = ["ROUTERS", "Autoscale", "FleetRun", "FleetSpec", "PoolSpec", "Slo", "Spot", "run_fleet", "run_pool",
+           "summarize"]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fleetwise.sim.fleet import PoolRun
+from fleetwise.sim.fleet import FleetRun
 from fleetwise.workload.requests import Requests
 
 PERCENTILES = (50, 90, 95, 99)
@@ -29,7 +29,7 @@ def _percentiles(values: np.ndarray, scale: float) -> dict[str, float | None]:
     return {f"p{p}": round(float(np.percentile(finite, p)) * scale, 4) for p in PERCENTILES}
 
 
-def summarize(run: PoolRun, requests: Requests, slo: Slo = Slo(), interval_s: float = 60.0) -> dict[str, Any]:
+def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: float = 60.0) -> dict[str, Any]:
     """The run's report: every request accounted for, the percentiles users feel, and what it cost."""
     log = run.log
     arrival = requests.arrival_s
@@ -46,11 +46,16 @@ def summarize(run: PoolRun, requests: Requests, slo: Slo = Slo(), interval_s: fl
         meets &= ~(tpot * 1e3 > slo.tpot_ms)  # a one-token request has no TPOT to miss
     if slo.e2e_s is not None:
         meets &= e2e <= slo.e2e_s
-    hours = run.makespan_s / 3600.0
-    price = run.hardware.usd_per_replica_hour
-    cost = None if price is None else price * run.spec.replicas * hours
+    end = run.makespan_s
+    slots = [(pool, slot) for pool in run.pools for slot in pool.slots]
+    up_s = {id(slot): max((slot.stopped_s if slot.stopped_s is not None else end) - slot.ready_s, 0.0)
+            for _, slot in slots}
+    pools = [_pool_report(pool, end, log) for pool in run.pools]
+    costs = [p["cost_usd"] for p in pools]
+    cost = None if any(c is None for c in costs) else float(sum(costs))
     produced = float(outputs[done].sum())
-    kv_capacity = run.settings.kv_blocks * run.spec.replicas * run.makespan_s
+    kv_capacity = sum(pool.settings.kv_blocks * up_s[id(slot)] for pool, slot in slots)
+    serving_s = sum(up_s.values())
     shared = requests.prefix_id >= 0
     return {
         "requests": len(requests),
@@ -64,18 +69,35 @@ def summarize(run: PoolRun, requests: Requests, slo: Slo = Slo(), interval_s: fl
         "e2e_s": _percentiles(e2e[done], 1.0),
         "goodput": round(float(meets.mean()), 5),
         "output_tokens_per_s": round(produced / run.makespan_s, 3) if run.makespan_s > 0 else 0.0,
-        "kv_utilization": round(sum(r.kv_block_seconds for r in run.replicas) / kv_capacity, 5)
+        "kv_utilization": round(sum(slot.sim.kv_block_seconds for _, slot in slots) / kv_capacity, 5)
         if kv_capacity > 0 else 0.0,
-        "busy_share": round(sum(r.busy_s for r in run.replicas) / (run.makespan_s * run.spec.replicas), 5)
-        if run.makespan_s > 0 else 0.0,
+        "busy_share": round(sum(slot.sim.busy_s for _, slot in slots) / serving_s, 5) if serving_s > 0 else 0.0,
+        "requeued": int((log.requeues > 0).sum()),
         "prefix_cache_hit_rate": round(float(log.prefix_hit_tokens[shared].sum()
                                              / max(requests.prefix_tokens[shared].sum(), 1)), 5),
-        "replicas": run.spec.replicas,
-        "instance_hours": round(hours * run.spec.replicas / max(run.hardware.replicas_per_instance, 1), 5),
-        "makespan_s": round(run.makespan_s, 4),
+        "instance_hours": round(sum(p["instance_hours"] for p in pools), 5),
+        "makespan_s": round(end, 4),
         "cost_usd": None if cost is None else round(cost, 5),
         "usd_per_million_output_tokens": None if cost is None or produced <= 0 else round(cost / produced * 1e6, 5),
-        "timeseries": _timeseries(requests, log.finish_s, ttft, interval_s),
+        "pools": pools,
+        "timeseries": _timeseries(requests, log.finish_s, ttft, interval_s, run.samples),
+    }
+
+
+def _pool_report(pool: Any, end: float, log: Any) -> dict[str, Any]:
+    """One pool's replicas, hours, cost and share of the requests."""
+    numbers = np.array([slot.sim.index for slot in pool.slots])
+    hours = pool.replica_hours(end)
+    price = pool.usd_per_replica_hour
+    return {
+        "name": pool.spec.name or pool.hardware.name, "hardware": pool.hardware.name, "engine": pool.hardware.engine.id,
+        "tp": pool.spec.tp, "dtype": pool.spec.dtype, "purchase": pool.spec.purchase,
+        "replicas_launched": len(pool.slots), "replica_hours": round(hours, 5),
+        "instance_hours": round(hours / max(pool.hardware.replicas_per_instance, 1), 5),
+        "usd_per_replica_hour": price, "cost_usd": None if price is None else round(price * hours, 5),
+        "requests_finished": int(np.isin(log.replica[np.isfinite(log.finish_s)], numbers).sum()),
+        "spot_interruptions": pool.interruptions, "max_seqs": pool.settings.max_seqs,
+        "kv_blocks_per_replica": pool.settings.kv_blocks,
     }
 
 
@@ -86,7 +108,8 @@ def _count(reasons: Any) -> dict[str, int]:
     return out
 
 
-def _timeseries(requests: Requests, finish: np.ndarray, ttft: np.ndarray, interval_s: float) -> list[dict[str, Any]]:
+def _timeseries(requests: Requests, finish: np.ndarray, ttft: np.ndarray, interval_s: float,
+                samples: list[tuple[float, tuple[int, ...]]]) -> list[dict[str, Any]]:
     """Per interval: arrivals, completions, output tokens finished, and the median TTFT of that interval's arrivals."""
     end = float(np.nanmax(np.concatenate([requests.arrival_s, finish[np.isfinite(finish)]])))
     bins = max(int(np.ceil(end / interval_s)), 1)
@@ -96,10 +119,16 @@ def _timeseries(requests: Requests, finish: np.ndarray, ttft: np.ndarray, interv
     arrivals = np.bincount(arrived, minlength=bins)
     completions = np.bincount(finished_bin, minlength=bins)
     tokens = np.bincount(finished_bin, weights=requests.output_tokens[done], minlength=bins)
+    ready: dict[int, tuple[int, ...]] = {}
+    for when, counts in samples:  # the last autoscaler sample in each interval
+        ready[min(int(when // interval_s), bins - 1)] = counts
     rows = []
+    last: tuple[int, ...] | None = None
     for b in range(bins):
         mask = (arrived == b) & np.isfinite(ttft)
+        last = ready.get(b, last)
         rows.append({"start_s": b * interval_s, "arrivals": int(arrivals[b]), "completions": int(completions[b]),
                      "output_tokens": int(tokens[b]),
-                     "ttft_ms_p50": round(float(np.median(ttft[mask])) * 1e3, 3) if mask.any() else None})
+                     "ttft_ms_p50": round(float(np.median(ttft[mask])) * 1e3, 3) if mask.any() else None,
+                     "ready_replicas": None if last is None else list(last)})
     return rows

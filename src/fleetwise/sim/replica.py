@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,14 +32,15 @@ class RequestLog:
     finish_s: np.ndarray
     preemptions: np.ndarray
     prefix_hit_tokens: np.ndarray
-    replica: np.ndarray
+    replica: np.ndarray  # the replica that finished it (global replica number)
+    requeues: np.ndarray  # times it was moved off a replica that went away (spot interruption)
     dropped: dict[int, str] = field(default_factory=dict)  # request index -> reason
 
     @classmethod
     def empty(cls, n: int) -> RequestLog:
         """A log for n requests where nothing has happened yet."""
         return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64),
-                   np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64))
+                   np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class ReplicaSim:
         self.busy_s = 0.0
         self.kv_block_seconds = 0.0  # integral of used blocks over time, for utilisation
         self.steps = 0
+        self.on_finish: Callable[[int, float], None] | None = None  # e.g. a closed-loop user sending the next one
 
     # ---- interface used by the fleet --------------------------------------------------------------------
 
@@ -97,6 +100,35 @@ class ReplicaSim:
             return
         self.target[request] = int(self.req.prompt_tokens[request])
         self.waiting.append(request)
+
+    def evict(self) -> list[int]:
+        """Give up every request held here (the replica is going away): they restart elsewhere, from scratch."""
+        held = [*self.waiting, *self.prefilling, *self.offset]
+        for request in held:
+            self.target[request] = int(self.req.prompt_tokens[request])
+            prefix = int(self.req.prefix_id[request])
+            if prefix >= 0 and request not in self.waiting:
+                self.prefix_users[prefix] -= 1
+        self.waiting.clear()
+        self.prefilling.clear()
+        self.offset.clear()
+        self.finish_step.clear()
+        self.admitted_order.clear()
+        self.shared.clear()
+        self.offset_sum = 0
+        self.residues = [0] * self.settings.block_tokens
+        self.used_blocks = 0
+        return held
+
+    def drain_all(self) -> None:
+        """Run until everything held here has finished; what can never be scheduled is dropped, with why."""
+        while self.outstanding:
+            if not self.offset and not self.prefilling and not self.can_schedule():
+                for request in self.waiting:
+                    self.log.dropped[request] = "never schedulable: the KV cache cannot hold it"
+                self.waiting.clear()
+                return
+            self.advance_to(self.clock + 3600.0)
 
     def advance_to(self, limit: float) -> None:
         """Run steps until the clock reaches `limit` (or the replica runs out of work and idles there)."""
@@ -375,6 +407,8 @@ class ReplicaSim:
         if prefix >= 0:
             self.prefix_users[prefix] -= 1
         self.target.pop(request, None)
+        if self.on_finish is not None:
+            self.on_finish(request, self.clock)
 
     def _tick(self, seconds: float, steps: int = 1) -> None:
         self.kv_block_seconds += seconds * (self.used_blocks + self.cached_blocks)
