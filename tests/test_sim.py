@@ -64,6 +64,10 @@ def test_low_load_agrees_with_predict(catalog) -> None:  # type: ignore[no-untyp
                     bundled_calibration())
     assert report["ttft_ms"]["p50"] == pytest.approx(alone["ttft_ms"]["p50"], rel=0.03)
     assert report["tpot_ms"]["p50"] == pytest.approx(alone["tpot_ms"]["p50"], rel=0.03)
+    assert report["itl_ms"]["p50"] == pytest.approx(alone["itl_ms"]["p50"], rel=0.03)
+    # at this load a request waits at most for the step in progress
+    assert report["queueing_delay_ms"]["p50"] < 1.0
+    assert report["queueing_delay_ms"]["p99"] <= 1.5 * alone["itl_ms"]["p50"]
 
 
 def test_one_slot_replica_queues_like_md1(catalog) -> None:  # type: ignore[no-untyped-def]
@@ -78,6 +82,8 @@ def test_one_slot_replica_queues_like_md1(catalog) -> None:  # type: ignore[no-u
     wait = run.log.finish_s - requests.arrival_s - service
     expected = rho * service / (2 * (1 - rho))
     assert float(np.mean(wait)) == pytest.approx(expected, rel=0.06)
+    queued = run.log.admitted_s - requests.arrival_s  # the queueing delay the report gives percentiles of
+    assert float(np.mean(queued)) == pytest.approx(expected, rel=0.06)
 
 
 def test_preemption_starts_exactly_when_kv_blocks_run_out(catalog) -> None:  # type: ignore[no-untyped-def]

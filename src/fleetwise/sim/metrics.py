@@ -67,6 +67,8 @@ def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: f
         "ttft_ms": _percentiles(ttft[done], 1e3),
         "tpot_ms": _percentiles(tpot[done], 1e3),
         "e2e_s": _percentiles(e2e[done], 1.0),
+        "itl_ms": _itl_percentiles(log.itl_segments),
+        "queueing_delay_ms": _percentiles((log.admitted_s - arrival)[done], 1e3),
         "goodput": round(float(meets.mean()), 5),
         "output_tokens_per_s": round(produced / run.makespan_s, 3) if run.makespan_s > 0 else 0.0,
         "kv_utilization": round(sum(slot.sim.kv_block_seconds for _, slot in slots) / kv_capacity, 5)
@@ -82,6 +84,22 @@ def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: f
         "pools": pools,
         "timeseries": _timeseries(requests, log.finish_s, ttft, interval_s, run.samples),
     }
+
+
+def _itl_percentiles(segments: list[tuple[float, float, int, float]]) -> dict[str, float | None]:
+    """Percentiles of the gaps between output tokens, each decode step weighted by the tokens it produced."""
+    if not segments:
+        return {f"p{p}": None for p in PERCENTILES}
+    values: list[float] = []
+    weights: list[float] = []
+    for first, last, steps, sequences in segments:  # a segment's step times grow linearly from first to last
+        points = min(steps, 8)
+        values.extend(np.linspace(first, last, points))
+        weights.extend([steps * sequences / points] * points)
+    order = np.argsort(values)
+    v, cumulative = np.asarray(values)[order], np.cumsum(np.asarray(weights)[order])
+    return {f"p{p}": round(float(v[np.searchsorted(cumulative, p / 100 * cumulative[-1])]) * 1e3, 4)
+            for p in PERCENTILES}
 
 
 def _pool_report(pool: Any, end: float, log: Any) -> dict[str, Any]:

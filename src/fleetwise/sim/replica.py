@@ -34,13 +34,17 @@ class RequestLog:
     prefix_hit_tokens: np.ndarray
     replica: np.ndarray  # the replica that finished it (global replica number)
     requeues: np.ndarray  # times it was moved off a replica that went away (spot interruption)
+    admitted_s: np.ndarray  # when a replica first began its prefill (arrival to here: queueing delay)
     dropped: dict[int, str] = field(default_factory=dict)  # request index -> reason
+    # decode steps as (first step s, last step s, steps, sequences decoding): inter-token latencies
+    itl_segments: list[tuple[float, float, int, float]] = field(default_factory=list)
 
     @classmethod
     def empty(cls, n: int) -> RequestLog:
         """A log for n requests where nothing has happened yet."""
         return cls(np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=np.int64),
-                   np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64))
+                   np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.zeros(n, dtype=np.int64),
+                   np.full(n, np.nan))
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +215,8 @@ class ReplicaSim:
             if admitted is None:
                 break
             self.waiting.popleft()
+            if math.isnan(self.log.admitted_s[request]):
+                self.log.admitted_s[request] = self.clock
             self.prefilling[request] = admitted
             self.admitted_order.append(request)
             start = admitted
@@ -224,6 +230,8 @@ class ReplicaSim:
                        for _, s0, e in chunks)
         last = sum(1 for r, _, e in chunks if e >= self.target[r])
         dt = self.cost.step_s(decode_seqs, decode_attended, prefill_tokens, attended, last)
+        if decode_seqs:
+            self.log.itl_segments.append((dt, dt, 1, float(len(self.offset))))
         self._tick(dt)
         if decode_seqs and not self.cost.pads:
             self.step_counter += 1
@@ -301,6 +309,7 @@ class ReplicaSim:
         k = min(k, self._steps_within(limit - self.clock, first, slope, k))
         self._grow_decode_blocks(k)
         total = k * first + slope * k * (k - 1) / 2.0
+        self.log.itl_segments.append((first, first + slope * (k - 1), k, float(len(self.offset))))
         self._tick(total, steps=k)
         self.step_counter += k
         self._complete_due()
