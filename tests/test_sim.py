@@ -48,6 +48,8 @@ def test_every_request_is_completed_or_dropped_with_a_reason(catalog) -> None:  
     assert not any(done[i] for i in run.log.dropped)
     assert set(run.log.dropped) == {0, 7} and "131072" in run.log.dropped[0]
     assert np.all(run.log.first_token_s[done] <= run.log.finish_s[done])
+    for pool in run.pools:  # every KV block came back (cached prefixes aside)
+        assert all(slot.sim.used_blocks == 0 for slot in pool.slots)
 
 
 def test_same_seed_same_result(catalog) -> None:  # type: ignore[no-untyped-def]
@@ -213,3 +215,36 @@ def test_cost_aware_router_fills_the_cheaper_pool_and_spills_under_load(catalog)
     report = summarize(run_fleet(fleet, heavy, catalog, bundled_calibration()), heavy)
     served = {p["name"]: p["requests_finished"] for p in report["pools"]}
     assert served["on-demand"] > 0 and served["spot"] > served["on-demand"] * 0.2
+
+
+def test_conversation_turns_reuse_their_cached_context(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.workload import Sessions
+
+    requests = generate(Workload(duration_s=1800.0, arrivals=Arrivals(rate_per_s=0.5),
+                                 prompt_tokens=Lengths(mean=2000), output_tokens=Lengths(mean=200),
+                                 sessions=Sessions(turns=Lengths(mean=4), think_time_s=30.0,
+                                                   user_tokens=Lengths(mean=100)), seed=9))
+    later = requests.prefix_id >= 0
+    warm = summarize(run_pool(_spec(), requests, catalog, bundled_calibration()), requests)
+    cold_requests = Requests(requests.arrival_s, requests.prompt_tokens, requests.output_tokens,
+                             np.full(len(requests), -1), np.zeros(len(requests), int))
+    cold = summarize(run_pool(_spec(), cold_requests, catalog, bundled_calibration()), cold_requests)
+    assert later.any() and warm["prefix_cache_hit_rate"] > 0.8
+    assert warm["completed"] == len(requests)
+    assert warm["ttft_ms"]["p90"] < cold["ttft_ms"]["p90"]
+
+
+def test_a_cached_compiled_artifact_shortens_scale_up(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.sim import Autoscale
+
+    requests = _workload(30.0, duration=1200.0)
+    policy = Autoscale(min_replicas=1, max_replicas=4, target_inflight=4)
+    base = dict(autoscale=policy, startup_s=60.0, compile_s=600.0)
+    compiling = run_pool(_spec(**base), requests, catalog, bundled_calibration())
+    cached = run_pool(_spec(**base, compiled_cache=True), requests, catalog, bundled_calibration())
+
+    def first_scale_up(run) -> float:  # type: ignore[no-untyped-def]
+        return min(t for t, counts in run.samples if counts[0] > 1)
+
+    assert first_scale_up(cached) < first_scale_up(compiling)
+    assert first_scale_up(compiling) >= 660.0  # boot + load + compile before the second replica serves

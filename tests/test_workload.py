@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +145,20 @@ def test_unrecognised_or_broken_traces_are_clear_errors(tmp_path: Path) -> None:
     path.write_text("arrival_s,prompt_tokens,output_tokens\n0,abc,3\n")
     with pytest.raises(DataFileError, match="line 2"):
         read_trace(path)
+
+
+def test_conversations_resend_the_context_and_point_at_it() -> None:
+    from fleetwise.workload import Sessions
+
+    workload = _workload(duration_s=3600.0, arrivals=Arrivals(rate_per_s=0.2),
+                         sessions=Sessions(turns=Lengths(mean=3), think_time_s=20.0, user_tokens=Lengths(mean=50)))
+    requests = generate(workload)
+    assert np.all(np.diff(requests.arrival_s) >= 0)
+    for session in np.unique(requests.sessions)[:20]:
+        turns = np.flatnonzero(requests.sessions == session)
+        assert 1 <= len(turns) <= 3
+        for earlier, later in itertools.pairwise(turns):
+            context = requests.prompt_tokens[earlier] + requests.output_tokens[earlier]
+            assert requests.prefix_id[later] == session and requests.prefix_tokens[later] == context
+            assert requests.prompt_tokens[later] == context + 50
+    assert np.all(requests.sessions >= 0)

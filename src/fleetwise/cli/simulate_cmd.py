@@ -28,7 +28,8 @@ def simulate_command(
                                                                    "--slo-ttft-ms; fills the cheapest pool first)."),
     pool: list[str] = typer.Option([], "--pool", help="A pool as HARDWARE[:key=value...], keys: tp, dtype, engine, "
                                                       "replicas, purchase (on-demand|spot), spot_rate "
-                                                      "(interruptions per hour), startup_s, max_seqs, "
+                                                      "(interruptions per hour), startup_s, compile_s, "
+                                                      "compiled_cache (0|1), max_seqs, "
                                                       "autoscale_min, autoscale_max, target_inflight; repeatable. "
                                                       "Example: --pool inf2.48xlarge:tp=24:replicas=2 --pool "
                                                       "p5.48xlarge:purchase=spot:spot_rate=0.1"),
@@ -37,6 +38,9 @@ def simulate_command(
                                                                             "replica-hour (single pool)."),
     startup_s: float = typer.Option(0.0, "--startup-s", help="Launch to serving: boot + image pull + weight load "
                                                             "(+ Neuron compile unless cached), seconds."),
+    compile_s: float = typer.Option(0.0, "--compile-s", help="Ahead-of-time compile per launch (Neuron), seconds."),
+    compiled_cache: bool = typer.Option(False, "--compiled-cache", help="A compiled artifact is cached: launches "
+                                                                       "skip --compile-s."),
     autoscale: bool = typer.Option(False, "--autoscale", help="Scale the pool to --target-inflight requests per "
                                                              "replica between --min-replicas and --max-replicas."),
     min_replicas: int = typer.Option(1, "--min-replicas", help="Autoscaler floor."),
@@ -100,7 +104,8 @@ def simulate_command(
             raise FleetwiseError(f"--purchase must be on-demand or spot, got {purchase!r}")
         pools = (PoolSpec(model=arch, hardware=hardware, tp=tp, dtype=dtype, engine=engine, replicas=replicas,
                           max_seqs=max_seqs, kv_cache_dtype=kv_dtype, region=region, purchase=purchase,  # type: ignore[arg-type]
-                          startup_s=startup_s, autoscale=scale,
+                          startup_s=startup_s, compile_s=compile_s, compiled_cache=compiled_cache,
+                          autoscale=scale,
                           spot=Spot(spot_rate) if purchase == "spot" and spot_rate > 0 else None),)
     else:
         raise FleetwiseError("give --hardware (one pool) or --pool (one or more)")
@@ -132,8 +137,8 @@ def simulate_command(
 
 
 
-_POOL_KEYS = {"tp", "dtype", "engine", "replicas", "purchase", "spot_rate", "startup_s", "max_seqs", "autoscale_min",
-              "autoscale_max", "target_inflight"}
+_POOL_KEYS = {"tp", "dtype", "engine", "replicas", "purchase", "spot_rate", "startup_s", "compile_s",
+              "compiled_cache", "max_seqs", "autoscale_min", "autoscale_max", "target_inflight"}
 
 
 def _parse_pool(text: str, model: ModelArchitecture, kv_dtype: str, region: str) -> PoolSpec:
@@ -163,5 +168,6 @@ def _parse_pool(text: str, model: ModelArchitecture, kv_dtype: str, region: str)
                     engine=values.get("engine"), replicas=replicas,
                     max_seqs=int(number["max_seqs"]) if "max_seqs" in number else None, kv_cache_dtype=kv_dtype,
                     region=region, name=text, purchase=purchase,  # type: ignore[arg-type]
-                    startup_s=number.get("startup_s", 0.0), autoscale=scale,
+                    startup_s=number.get("startup_s", 0.0), compile_s=number.get("compile_s", 0.0),
+                    compiled_cache=bool(number.get("compiled_cache", 0.0)), autoscale=scale,
                     spot=Spot(rate) if purchase == "spot" and rate > 0 else None)

@@ -56,7 +56,7 @@ def run_fleet(spec: FleetSpec, requests: Requests, catalog: Catalog, calibration
     numbers = iter(range(1 << 62))
     for pool in pools:
         for _ in range(pool.spec.replicas):
-            pool.launch(-pool.spec.startup_s, requests, log, next(numbers), rng)  # ready at time zero
+            pool.launch(-pool.spec.launch_delay_s, requests, log, next(numbers), rng)  # ready at time zero
     fleet = _Fleet(spec, pools, requests, log, rng, numbers)
     longest = min(p.spec.model.max_position_embeddings for p in pools)
     too_long = requests.prompt_tokens + requests.output_tokens > longest
@@ -91,8 +91,8 @@ def _check(spec: FleetSpec, requests: Requests) -> None:
         if pool.replicas < 1 or low < 0 or (pool.autoscale and pool.autoscale.max_replicas < pool.replicas):
             raise FleetwiseError(f"pool {pool.name or pool.hardware}: replicas must be at least 1 and within "
                                  "the autoscaler's min/max")
-        if pool.startup_s < 0:
-            raise FleetwiseError(f"pool {pool.name or pool.hardware}: startup_s must not be negative")
+        if pool.startup_s < 0 or pool.compile_s < 0:
+            raise FleetwiseError(f"pool {pool.name or pool.hardware}: startup and compile times must not be negative")
 
 
 def _build_pools(spec: FleetSpec, requests: Requests, catalog: Catalog, calibration: CalibrationTable) -> list[Pool]:

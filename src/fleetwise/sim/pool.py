@@ -64,9 +64,16 @@ class PoolSpec:
     region: str = DEFAULT_REGION
     name: str = ""
     purchase: Literal["on-demand", "spot"] = "on-demand"
-    startup_s: float = 0.0  # launch to serving: boot + image pull + weight load (+ Neuron compile unless cached)
+    startup_s: float = 0.0  # launch to serving: boot + image pull + weight load
+    compile_s: float = 0.0  # ahead-of-time compilation (Neuron), paid at every launch unless the artifact is cached
+    compiled_cache: bool = False  # a compiled artifact is stored and reused, so launches skip compile_s
     autoscale: Autoscale | None = None
     spot: Spot | None = None
+
+    @property
+    def launch_delay_s(self) -> float:
+        """Launch to serving: startup, plus compilation unless a compiled artifact is cached."""
+        return self.startup_s + (0.0 if self.compiled_cache else self.compile_s)
 
 
 def build_replica(spec: PoolSpec, catalog: Catalog, calibration: CalibrationTable, context_tokens: int,
@@ -143,7 +150,7 @@ class Pool:
                rng: np.random.Generator) -> Slot:
         """Start a replica now; it serves from now + startup_s (its global replica number is `number`)."""
         sim = ReplicaSim(number, self.cost, self.settings, requests, log)
-        ready = now + self.spec.startup_s
+        ready = now + self.spec.launch_delay_s
         sim.clock = ready
         slot = Slot(sim, now, ready)
         if self.spec.spot is not None and self.spec.spot.interruptions_per_hour > 0:

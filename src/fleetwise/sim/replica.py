@@ -82,6 +82,7 @@ class ReplicaSim:
         self.offset_sum = 0  # sum of decoding offsets: attended tokens follow without a loop
         self.residues = [0] * settings.block_tokens  # decoding offsets counted by residue mod block size
         self.prefix_cache: OrderedDict[int, int] = OrderedDict()  # prefix id -> blocks, least recent first
+        self.covers: dict[int, int] = {}  # prefix id -> prompt tokens a hit skips
         self.prefix_users: dict[int, int] = {}
         self.busy_s = 0.0
         self.kv_block_seconds = 0.0  # integral of used blocks over time, for utilisation
@@ -171,11 +172,14 @@ class ReplicaSim:
 
     def _make_room(self, blocks: int) -> bool:
         """Evict unused cached prefixes (least recent first) until `blocks` are free."""
+        if self._free_blocks() >= blocks:
+            return True
         for prefix in list(self.prefix_cache):
             if self._free_blocks() >= blocks:
                 break
             if not self.prefix_users.get(prefix):
                 self.cached_blocks -= self.prefix_cache.pop(prefix)
+                self.covers.pop(prefix, None)
         return self._free_blocks() >= blocks
 
     def _decode_context_sum(self) -> tuple[float, float]:
@@ -247,7 +251,7 @@ class ReplicaSim:
         prefix = int(self.req.prefix_id[request])
         if self.settings.prefix_caching and prefix >= 0 and prefix in self.prefix_cache:
             self.prefix_cache.move_to_end(prefix)
-            start = min(self.prefix_cache[prefix] * self.settings.block_tokens, self.target[request] - 1)
+            start = min(self.covers[prefix], self.target[request] - 1)
             self.shared[request] = start // self.settings.block_tokens
             self.log.prefix_hit_tokens[request] += start
         if prefix >= 0:
@@ -282,14 +286,14 @@ class ReplicaSim:
             blocks = int(self.req.prefix_tokens[request]) // self.settings.block_tokens - self.shared.get(request, 0)
             if blocks > 0:
                 self.prefix_cache[prefix] = blocks
+                self.covers[prefix] = blocks * self.settings.block_tokens
                 self.cached_blocks += blocks
                 self.shared[request] = self.shared.get(request, 0) + blocks
                 self.used_blocks -= blocks
         generated = self.target[request] - int(self.req.prompt_tokens[request])
         remaining = int(self.req.output_tokens[request]) - 1 - generated
         if remaining <= 0:
-            self._release(request, self.target[request])
-            self._finish(request)
+            self._retire(request, self.target[request])
             return
         self._add_decoding(request, self.target[request] + 1 - self.step_counter)
         heapq.heappush(self.finish_step, (self.step_counter + remaining, request))
@@ -334,8 +338,10 @@ class ReplicaSim:
 
     def _steps_before_block_shortage(self, horizon: int) -> int:
         """Decode steps possible before some sequence needs a block that is not there (blocks are preallocated)."""
-        needed = self._new_blocks(horizon)
         free = self._free_blocks()
+        if free >= len(self.offset) * (horizon // self.settings.block_tokens + 1):
+            return horizon  # even the worst case fits: no need to count exactly
+        needed = self._new_blocks(horizon)
         if free >= needed:
             return horizon
         free += self._evictable_blocks()
@@ -406,8 +412,23 @@ class ReplicaSim:
     def _complete_due(self) -> None:
         while self.finish_step and self.finish_step[0][0] <= self.step_counter:
             _, request = heapq.heappop(self.finish_step)
-            self._release(request, self._remove_decoding(request) - 1)
-            self._finish(request)
+            self._retire(request, self._remove_decoding(request) - 1)
+
+    def _retire(self, request: int, stored_tokens: int) -> None:
+        """A finished request gives back its blocks; in a conversation, its context stays cached for the next turn."""
+        session = int(self.req.sessions[request])
+        if session >= 0 and self.settings.prefix_caching:
+            whole = stored_tokens // self.settings.block_tokens
+            moved = max(whole - self.shared.get(request, 0), 0)
+            if moved:
+                self.prefix_cache[session] = self.prefix_cache.get(session, 0) + moved
+                self.prefix_cache.move_to_end(session)
+                self.covers[session] = whole * self.settings.block_tokens
+                self.cached_blocks += moved
+                self.used_blocks -= moved  # they pass from the request to the cache
+                self.shared[request] = self.shared.get(request, 0) + moved
+        self._release(request, stored_tokens)
+        self._finish(request)
 
     def _finish(self, request: int) -> None:
         self.log.finish_s[request] = self.clock

@@ -2,7 +2,15 @@
 
 from fleetwise.workload.library import bundled_workloads, resolve_workload
 from fleetwise.workload.requests import Requests, generate
-from fleetwise.workload.spec import Arrivals, Lengths, SharedPrefixes, Workload, load_workload, save_workload
+from fleetwise.workload.spec import (
+    Arrivals,
+    Lengths,
+    Sessions,
+    SharedPrefixes,
+    Workload,
+    load_workload,
+    save_workload,
+)
 from fleetwise.workload.traces import FORMATS, Trace, read_trace, write_trace
 
 __all__ = [
@@ -10,6 +18,7 @@ __all__ = [
     "Arrivals",
     "Lengths",
     "Requests",
+    "Sessions",
     "SharedPrefixes",
     "Trace",
     "Workload",

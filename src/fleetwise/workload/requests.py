@@ -23,11 +23,22 @@ class Requests:
     output_tokens: IntArray
     prefix_id: IntArray
     prefix_tokens: IntArray  # leading prompt tokens shared with other requests of the same prefix_id
+    # conversation a request belongs to (-1: none); its whole context is cached under this id for the next turn
+    session_id: IntArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.arrival_s)
-        if any(len(a) != n for a in (self.prompt_tokens, self.output_tokens, self.prefix_id, self.prefix_tokens)):
+        if self.session_id is None:
+            object.__setattr__(self, "session_id", np.full(n, -1, dtype=np.int64))
+        arrays = (self.prompt_tokens, self.output_tokens, self.prefix_id, self.prefix_tokens, self.session_id)
+        if any(len(a) != n for a in arrays if a is not None):
             raise ValueError("request arrays differ in length")
+
+    @property
+    def sessions(self) -> IntArray:
+        """Conversation id per request (-1 for none)."""
+        assert self.session_id is not None
+        return self.session_id
 
     def __len__(self) -> int:
         return int(self.arrival_s.shape[0])
@@ -36,7 +47,7 @@ class Requests:
         """The requests that arrive within the first `seconds`."""
         keep = self.arrival_s < self.arrival_s[0] + seconds if len(self) else self.arrival_s < seconds
         return Requests(self.arrival_s[keep], self.prompt_tokens[keep], self.output_tokens[keep],
-                        self.prefix_id[keep], self.prefix_tokens[keep])
+                        self.prefix_id[keep], self.prefix_tokens[keep], self.sessions[keep])
 
     @property
     def duration_s(self) -> float:
@@ -69,7 +80,38 @@ def generate(workload: Workload) -> Requests:
     if workload.shared_prefixes is not None and n:
         prefix_id, prefix_tokens = _prefixes(workload.shared_prefixes, n, rng)
         prompts = np.maximum(prompts, prefix_tokens + 1)  # every prompt has at least one token of its own
-    return Requests(arrivals, prompts, outputs, prefix_id, prefix_tokens)
+    first_turns = Requests(arrivals, prompts, outputs, prefix_id, prefix_tokens)
+    if workload.sessions is None or not n:
+        return first_turns
+    return _conversations(first_turns, workload, rng)
+
+
+def _conversations(first: Requests, workload: Workload, rng: np.random.Generator) -> Requests:
+    """Expand each first turn into a conversation; later turns re-send the context and reuse its KV cache."""
+    spec = workload.sessions
+    assert spec is not None
+    base = (workload.shared_prefixes.count if workload.shared_prefixes else 0)  # keep ids apart from prefixes
+    turns = _lengths(spec.turns, len(first), rng)
+    columns: list[list[float]] = [[], [], [], [], [], []]
+    for conversation in range(len(first)):
+        arrival = float(first.arrival_s[conversation])
+        prompt, output = int(first.prompt_tokens[conversation]), int(first.output_tokens[conversation])
+        prefix, shared = int(first.prefix_id[conversation]), int(first.prefix_tokens[conversation])
+        for turn in range(int(turns[conversation])):
+            if turn:
+                context = prompt + output
+                arrival += float(rng.exponential(spec.think_time_s))
+                prompt = context + int(_lengths(spec.user_tokens, 1, rng)[0])
+                output = int(_lengths(workload.output_tokens, 1, rng)[0])
+                prefix, shared = base + conversation, context
+            if arrival >= workload.duration_s:
+                break
+            for column, value in zip(columns, (arrival, prompt, output, prefix, shared, base + conversation),
+                                     strict=True):
+                column.append(value)
+    order = np.argsort(np.asarray(columns[0]), kind="stable")
+    arrays = [np.asarray(c)[order] for c in columns]
+    return Requests(arrays[0].astype(np.float64), *(a.astype(np.int64) for a in arrays[1:]))
 
 
 def _arrival_times(spec: Arrivals, duration_s: float, rng: np.random.Generator) -> FloatArray:

@@ -64,6 +64,14 @@ class SharedPrefixes(Record):
     popularity: Literal["uniform", "zipf"] = "zipf"  # zipf: a few prefixes serve most requests
 
 
+class Sessions(Record):
+    """Multi-turn conversations: each later turn re-sends the conversation so far plus a new user message."""
+
+    turns: Lengths  # turns per conversation
+    think_time_s: PositiveFloat  # mean (exponential) gap between one turn's arrival and the next
+    user_tokens: Lengths  # new tokens the user adds each later turn
+
+
 class Workload(Record):
     """Everything needed to generate the same requests again: arrivals, lengths, prefixes, duration, seed."""
 
@@ -73,6 +81,7 @@ class Workload(Record):
     prompt_tokens: Lengths
     output_tokens: Lengths
     shared_prefixes: SharedPrefixes | None = None
+    sessions: Sessions | None = None  # arrivals then start conversations rather than single requests
     seed: int = 0
 
     @model_validator(mode="after")

@@ -2,7 +2,7 @@
 
 | format | columns read |
 |---|---|
-| fleetwise | arrival_s, prompt_tokens, output_tokens[, prefix_id, prefix_tokens] |
+| fleetwise | arrival_s, prompt_tokens, output_tokens[, prefix_id, prefix_tokens, session_id] |
 | azure | TIMESTAMP (date-time), ContextTokens, GeneratedTokens (Azure LLM inference trace) |
 | burstgpt | Timestamp (seconds), Request tokens, Response tokens (BurstGPT) |
 | vidur | arrived_at (seconds), num_prefill_tokens, num_decode_tokens (Splitwise traces as Vidur ships them) |
@@ -57,7 +57,7 @@ def read_trace(path: str | Path, format: str = "auto") -> Trace:
     if missing:
         raise DataFileError(name, f"{fmt} trace lacks column(s) {', '.join(missing)}")
     parse_time = _parse_datetime if fmt == "azure" else float
-    times, prompts, outputs, prefix_ids, prefix_tokens = [], [], [], [], []
+    times, prompts, outputs, prefix_ids, prefix_tokens, sessions = [], [], [], [], [], []
     dropped = {"no prompt tokens": 0, "no output tokens": 0}
     for line, raw in enumerate(reader, start=2):
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -75,13 +75,14 @@ def read_trace(path: str | Path, format: str = "auto") -> Trace:
         outputs.append(output)
         prefix_ids.append(int(row.get("prefix_id") or -1))
         prefix_tokens.append(int(row.get("prefix_tokens") or 0))
+        sessions.append(int(row.get("session_id") or -1))
     if not times:
         raise DataFileError(name, "no replayable requests in the trace")
     arrival = np.asarray(times, dtype=np.float64)
     order = np.argsort(arrival, kind="stable")
     arrival = arrival[order] - arrival[order][0]
     requests = Requests(arrival, *(np.asarray(a, dtype=np.int64)[order]
-                                   for a in (prompts, outputs, prefix_ids, prefix_tokens)))
+                                   for a in (prompts, outputs, prefix_ids, prefix_tokens, sessions)))
     return Trace(requests, fmt, {k: v for k, v in dropped.items() if v})
 
 
@@ -89,9 +90,9 @@ def write_trace(requests: Requests, path: str | Path) -> None:
     """Write requests in fleetwise's trace format."""
     with Path(path).open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["arrival_s", "prompt_tokens", "output_tokens", "prefix_id", "prefix_tokens"])
+        writer.writerow(["arrival_s", "prompt_tokens", "output_tokens", "prefix_id", "prefix_tokens", "session_id"])
         for row in zip(np.round(requests.arrival_s, 6), requests.prompt_tokens, requests.output_tokens,
-                       requests.prefix_id, requests.prefix_tokens, strict=True):
+                       requests.prefix_id, requests.prefix_tokens, requests.sessions, strict=True):
             writer.writerow([float(row[0]), *(int(x) for x in row[1:])])
 
 
