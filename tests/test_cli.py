@@ -254,7 +254,10 @@ def test_simulate_reports_the_documented_keys(isolated_home: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [((), "exactly one of"), (("--rate", "1"), "needs --input-tokens"),
-     (("--rate", "1", "-i", "10", "-o", "10", "--router", "random"), "--router")],
+     (("--rate", "1", "-i", "10", "-o", "10", "--router", "random"), "--router"),
+     (("--rate", "-1", "-i", "10", "-o", "10"), "rate_per_s"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--router", "cost-aware"), "needs a TTFT SLO"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--pool", "p5.48xlarge:colour=red"), "not key=value")],
 )
 def test_simulate_argument_errors(isolated_home: Path, extra: tuple[str, ...], message: str) -> None:
     out = run("simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", *extra, home=isolated_home)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 
 from fleetwise import __version__
 from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd, simulate_cmd, workload_cmd
@@ -52,6 +53,11 @@ def main() -> None:
         app(prog_name="fleetwise")
     except FleetwiseError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except ValidationError as exc:  # an option value that a record refuses (e.g. a negative rate)
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        err_console.print(f"[bold red]error:[/] {where}: {first['msg']}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

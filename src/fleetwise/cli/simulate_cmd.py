@@ -11,7 +11,7 @@ from fleetwise.cli.output import console, emit_json, fmt
 from fleetwise.errors import FleetwiseError
 from fleetwise.models import ModelArchitecture, load_model
 from fleetwise.perf.efficiency import load_calibration
-from fleetwise.sim import Autoscale, FleetSpec, PoolSpec, Slo, Spot, run_fleet, summarize
+from fleetwise.sim import ROUTERS, Autoscale, FleetSpec, PoolSpec, Slo, Spot, run_fleet, summarize
 from fleetwise.workload import Arrivals, Lengths, Workload, generate, read_trace, resolve_workload
 
 
@@ -71,8 +71,8 @@ def simulate_command(
     sources = [x for x in (workload, trace, rate) if x is not None]
     if len(sources) != 1:
         raise FleetwiseError("give exactly one of --workload, --trace or --rate (with -i and -o)")
-    if router not in ("round-robin", "least-outstanding"):
-        raise FleetwiseError(f"--router must be round-robin or least-outstanding, got {router!r}")
+    if router not in ROUTERS:
+        raise FleetwiseError(f"--router must be one of {', '.join(ROUTERS)}, got {router!r}")
     if interval <= 0:
         raise FleetwiseError(f"--interval must be positive, got {interval}")
     if trace is not None:
