@@ -11,7 +11,7 @@ from fleetwise.perf import PredictRequest, bundled_calibration, predict
 from fleetwise.sim import PoolSpec, Slo, run_pool, summarize
 from fleetwise.sim.pool import build_replica
 from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
-from fleetwise.workload import Arrivals, Lengths, Requests, Workload, generate
+from fleetwise.workload import Arrivals, Lengths, Requests, SharedPrefixes, Workload, generate
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
@@ -248,3 +248,25 @@ def test_a_cached_compiled_artifact_shortens_scale_up(catalog) -> None:  # type:
 
     assert first_scale_up(cached) < first_scale_up(compiling)
     assert first_scale_up(compiling) >= 660.0  # boot + load + compile before the second replica serves
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        # bursty long prompts with many shared prefixes on a small GPU: admissions that fail under KV pressure
+        Workload(duration_s=120.0, arrivals=Arrivals(process="gamma", rate_per_s=20.0, burstiness_cv=5.0),
+                 prompt_tokens=Lengths(distribution="lognormal", mean=3000, std=2000, maximum=30000),
+                 output_tokens=Lengths(distribution="lognormal", mean=300, std=300, maximum=4000),
+                 shared_prefixes=SharedPrefixes(count=20, tokens=1000), seed=1),
+        # prompts that barely fit beside their own cached prefix, with nothing decoding
+        Workload(duration_s=60.0, arrivals=Arrivals(rate_per_s=0.5), prompt_tokens=Lengths(mean=36000),
+                 output_tokens=Lengths(mean=1), shared_prefixes=SharedPrefixes(count=1, tokens=30000)),
+    ],
+)
+def test_kv_pressure_with_cached_prefixes_finishes_and_returns_every_block(catalog, workload: Workload) -> None:  # type: ignore[no-untyped-def]
+    requests = generate(workload)
+    run = run_pool(_spec(hardware="g6.xlarge"), requests, catalog, bundled_calibration())
+    done = np.isfinite(run.log.finish_s)
+    assert done.sum() + len(run.log.dropped) == len(requests)
+    assert done.mean() > 0.9
+    assert all(slot.sim.used_blocks == 0 for pool in run.pools for slot in pool.slots)

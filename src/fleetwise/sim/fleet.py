@@ -237,7 +237,8 @@ class _Fleet:
             counts.append(len(pool.ready(now)))
             if policy is None:
                 continue
-            inflight = sum(s.sim.outstanding for s in alive) + len(self.pending)
+            scaled = sum(1 for p in self.pools if p.spec.autoscale)
+            inflight = sum(s.sim.outstanding for s in alive) + len(self.pending) / scaled  # waiting ones shared
             desired = min(max(math.ceil(inflight / policy.target_inflight), policy.min_replicas),
                           policy.max_replicas)
             serving = [s for s in pool.alive() if not s.draining]
@@ -272,9 +273,10 @@ class _Fleet:
         """Two minutes' warning: stop routing to the replica, launch its replacement, stop it at the deadline."""
         for slot in pool.alive():
             if slot.interrupt_s == now:
-                slot.draining = True
+                was_draining, slot.draining = slot.draining, True
                 pool.interruptions += 1
-                self._launch(pool, now)
+                if not was_draining:  # a replica being scaled down needs no replacement
+                    self._launch(pool, now)
                 self._push(now + SPOT_NOTICE_S, "spot-stop", pool.index)
 
     def _spot_stop(self, pool: Pool, now: float) -> None:
@@ -295,6 +297,8 @@ class _Fleet:
             for pool in self.pools:
                 for slot in pool.alive():
                     slot.sim.advance_to(upcoming)
+            if not self._work_left():
+                break  # the work finished before this event: nothing launches (or bills) after the end
             self.handle_events_until(upcoming)
         for pool in self.pools:
             for slot in pool.alive():

@@ -83,7 +83,8 @@ class ReplicaSim:
         self.residues = [0] * settings.block_tokens  # decoding offsets counted by residue mod block size
         self.prefix_cache: OrderedDict[int, int] = OrderedDict()  # prefix id -> blocks, least recent first
         self.covers: dict[int, int] = {}  # prefix id -> prompt tokens a hit skips
-        self.prefix_users: dict[int, int] = {}
+        self.prefix_users: dict[int, int] = {}  # running requests using each cached entry (not evictable)
+        self.pinned: dict[int, int] = {}  # request -> the cached entry it uses
         self.busy_s = 0.0
         self.kv_block_seconds = 0.0  # integral of used blocks over time, for utilisation
         self.steps = 0
@@ -111,9 +112,7 @@ class ReplicaSim:
         held = [*self.waiting, *self.prefilling, *self.offset]
         for request in held:
             self.target[request] = int(self.req.prompt_tokens[request])
-            prefix = int(self.req.prefix_id[request])
-            if prefix >= 0 and request not in self.waiting:
-                self.prefix_users[prefix] -= 1
+            self._unpin(request)
         self.waiting.clear()
         self.prefilling.clear()
         self.offset.clear()
@@ -229,6 +228,9 @@ class ReplicaSim:
                 break
             chunks.append((request, start, end))
             budget -= end - start
+        if not chunks and not decode_seqs:
+            self._unstick()
+            return
         prefill_tokens = sum(self.cost.bucket(e) - s0 if self.cost.pads else e - s0 for _, s0, e in chunks)
         attended = sum(self.cost.causal_attended(s0, self.cost.bucket(e) if self.cost.pads else e)
                        for _, s0, e in chunks)
@@ -245,23 +247,49 @@ class ReplicaSim:
                 self._prefill_done(request)
         self._complete_due()
 
+    def _unstick(self) -> None:
+        """No prompt got a block and nothing decodes: free blocks by preempting the newest running request; if it
+        is the only one, it cannot be served here and is dropped, so the replica always makes progress."""
+        if len(self.admitted_order) > 1 or self.offset:
+            self._preempt_newest()
+            return
+        if not self.admitted_order:
+            request = self.waiting.popleft()
+            self.log.dropped[request] = "its prompt does not fit beside the cached prefixes in use"
+            return
+        request = self.admitted_order.pop()
+        self._release(request, self.prefilling.pop(request))
+        self._unpin(request)
+        self.target.pop(request, None)
+        self.log.dropped[request] = "its prompt does not fit the free KV blocks"
+
     def _admit_start(self, request: int) -> int | None:
         """Where an admitted request's prefill starts (after a cached prefix), or None if no block is free."""
+        bt = self.settings.block_tokens
         start = 0
         prefix = int(self.req.prefix_id[request])
-        if self.settings.prefix_caching and prefix >= 0 and prefix in self.prefix_cache:
-            self.prefix_cache.move_to_end(prefix)
-            start = min(self.covers[prefix], self.target[request] - 1)
-            self.shared[request] = start // self.settings.block_tokens
-            self.log.prefix_hit_tokens[request] += start
-        if prefix >= 0:
-            self.prefix_users[prefix] = self.prefix_users.get(prefix, 0) + 1
+        hit = self.settings.prefix_caching and prefix >= 0 and prefix in self.prefix_cache
+        if hit:
+            self._pin(request, prefix)  # keep the entry while room is made for the rest
+            start = min(self.covers[prefix], self.target[request] - 1) // bt * bt  # whole blocks only
         need = 1 if self.cost.chunked_prefill else self._blocks(self.target[request] - start)
         if not self._make_room(need):
-            if prefix >= 0:
-                self.prefix_users[prefix] -= 1
+            self._unpin(request)
             return None
+        if hit:
+            self.prefix_cache.move_to_end(prefix)
+            self.shared[request] = start // bt
+            self.log.prefix_hit_tokens[request] += start
         return start
+
+    def _pin(self, request: int, prefix: int) -> None:
+        self.pinned[request] = prefix
+        self.prefix_users[prefix] = self.prefix_users.get(prefix, 0) + 1
+
+    def _unpin(self, request: int) -> None:
+        prefix = self.pinned.pop(request, None)
+        if prefix is not None:
+            self.prefix_users[prefix] -= 1
 
     def _chunk_end(self, request: int, start: int, budget: int) -> int:
         """How far this step gets with the request's prompt, allocating the blocks the chunk needs."""
@@ -283,13 +311,15 @@ class ReplicaSim:
         prefix = int(self.req.prefix_id[request])
         if prefix >= 0 and self.settings.prefix_caching and prefix not in self.prefix_cache:
             # only whole blocks are shared; they pass from this request to the cache
-            blocks = int(self.req.prefix_tokens[request]) // self.settings.block_tokens - self.shared.get(request, 0)
-            if blocks > 0:
+            shared_tokens = min(int(self.req.prefix_tokens[request]), self.target[request])
+            blocks = shared_tokens // self.settings.block_tokens - self.shared.get(request, 0)
+            if blocks > 0 and request not in self.pinned:
                 self.prefix_cache[prefix] = blocks
                 self.covers[prefix] = blocks * self.settings.block_tokens
                 self.cached_blocks += blocks
                 self.shared[request] = self.shared.get(request, 0) + blocks
                 self.used_blocks -= blocks
+                self._pin(request, prefix)  # its own KV now lives in the entry
         generated = self.target[request] - int(self.req.prompt_tokens[request])
         remaining = int(self.req.output_tokens[request]) - 1 - generated
         if remaining <= 0:
@@ -403,9 +433,7 @@ class ReplicaSim:
             self._release(request, context - 1)
         else:
             self._release(request, self.prefilling.pop(request))
-        prefix = int(self.req.prefix_id[request])
-        if prefix >= 0:
-            self.prefix_users[prefix] -= 1
+        self._unpin(request)
         self.log.preemptions[request] += 1
         self.waiting.appendleft(request)
 
@@ -418,24 +446,40 @@ class ReplicaSim:
         """A finished request gives back its blocks; in a conversation, its context stays cached for the next turn."""
         session = int(self.req.sessions[request])
         if session >= 0 and self.settings.prefix_caching:
-            whole = stored_tokens // self.settings.block_tokens
-            moved = max(whole - self.shared.get(request, 0), 0)
-            if moved:
-                self.prefix_cache[session] = self.prefix_cache.get(session, 0) + moved
-                self.prefix_cache.move_to_end(session)
-                self.covers[session] = whole * self.settings.block_tokens
-                self.cached_blocks += moved
-                self.used_blocks -= moved  # they pass from the request to the cache
-                self.shared[request] = self.shared.get(request, 0) + moved
+            self._cache_conversation(request, session, stored_tokens // self.settings.block_tokens)
         self._release(request, stored_tokens)
         self._finish(request)
+
+    def _cache_conversation(self, request: int, session: int, whole: int) -> None:
+        """Keep a finished turn's whole context as the conversation's entry, holding every block it covers.
+
+        Blocks the request used from the conversation's own entry stay there; its own blocks pass to the entry;
+        blocks it used from another entry (a system prompt) are copied, so the entry never depends on one that
+        may be evicted (a conservative stand-in for vLLM's chained block hashes).
+        """
+        shared = self.shared.get(request, 0)
+        kept = shared if self.pinned.get(request) == session else 0
+        own, copied = max(whole - shared, 0), shared - kept
+        if own + copied <= 0:
+            return
+        if not kept and session in self.prefix_cache:  # an older, unused copy of this conversation
+            if self.prefix_users.get(session):
+                return
+            self.cached_blocks -= self.prefix_cache.pop(session)
+        if copied and not self._make_room(copied):
+            return
+        existing = self.prefix_cache.get(session, 0) if kept else 0
+        self.prefix_cache[session] = max(existing, kept) + own + copied
+        self.prefix_cache.move_to_end(session)
+        self.covers[session] = whole * self.settings.block_tokens
+        self.cached_blocks += own + copied
+        self.used_blocks -= own  # they pass from the request to the cache
+        self.shared[request] = shared + own
 
     def _finish(self, request: int) -> None:
         self.log.finish_s[request] = self.clock
         self.admitted_order.remove(request)
-        prefix = int(self.req.prefix_id[request])
-        if prefix >= 0:
-            self.prefix_users[prefix] -= 1
+        self._unpin(request)
         self.target.pop(request, None)
         if self.on_finish is not None:
             self.on_finish(request, self.clock)

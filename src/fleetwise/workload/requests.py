@@ -33,6 +33,14 @@ class Requests:
         arrays = (self.prompt_tokens, self.output_tokens, self.prefix_id, self.prefix_tokens, self.session_id)
         if any(len(a) != n for a in arrays if a is not None):
             raise ValueError("request arrays differ in length")
+        if n and (np.any(self.prefix_tokens < 0) or np.any(self.prefix_tokens >= np.maximum(self.prompt_tokens, 1))):
+            raise ValueError("a shared prefix must be shorter than its prompt")
+        if np.any((self.prefix_id >= 0) != (self.prefix_tokens > 0)):
+            raise ValueError("prefix_id and prefix_tokens must be given together")
+        sessions = self.sessions
+        system = self.prefix_id[(self.prefix_id >= 0) & (self.prefix_id != sessions)]
+        if np.intersect1d(system, sessions[sessions >= 0]).size:
+            raise ValueError("a system-prompt prefix_id may not also be a session_id")
 
     @property
     def sessions(self) -> IntArray:

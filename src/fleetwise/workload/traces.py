@@ -78,6 +78,7 @@ def read_trace(path: str | Path, format: str = "auto") -> Trace:
         sessions.append(int(row.get("session_id") or -1))
     if not times:
         raise DataFileError(name, "no replayable requests in the trace")
+    _check_prefixes(name, prompts, prefix_ids, prefix_tokens, sessions)
     arrival = np.asarray(times, dtype=np.float64)
     order = np.argsort(arrival, kind="stable")
     arrival = arrival[order] - arrival[order][0]
@@ -94,6 +95,23 @@ def write_trace(requests: Requests, path: str | Path) -> None:
         for row in zip(np.round(requests.arrival_s, 6), requests.prompt_tokens, requests.output_tokens,
                        requests.prefix_id, requests.prefix_tokens, requests.sessions, strict=True):
             writer.writerow([float(row[0]), *(int(x) for x in row[1:])])
+
+
+def _check_prefixes(name: str, prompts: list[int], prefix_ids: list[int], prefix_tokens: list[int],
+                    sessions: list[int]) -> None:
+    """A shared prefix lies inside its prompt, comes with an id, and system-prompt ids differ from conversation ids."""
+    conversations = {s for s in sessions if s >= 0}
+    for row, (prompt, prefix, shared, session) in enumerate(zip(prompts, prefix_ids, prefix_tokens, sessions,
+                                                                strict=True), start=1):
+        if shared < 0 or shared >= prompt:
+            raise DataFileError(name, f"prefix_tokens {shared} must be at least 0 and below the prompt's {prompt}",
+                                entry=f"request {row}", field="prefix_tokens")
+        if (prefix >= 0) != (shared > 0):
+            raise DataFileError(name, "a prefix_id needs prefix_tokens > 0, and prefix_tokens need a prefix_id",
+                                entry=f"request {row}", field="prefix_id")
+        if prefix >= 0 and prefix != session and prefix in conversations:
+            raise DataFileError(name, f"prefix_id {prefix} is also a session_id; use distinct ids",
+                                entry=f"request {row}", field="prefix_id")
 
 
 def _detect(header: list[str], name: str) -> str:
