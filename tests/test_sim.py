@@ -270,3 +270,29 @@ def test_kv_pressure_with_cached_prefixes_finishes_and_returns_every_block(catal
     assert done.sum() + len(run.log.dropped) == len(requests)
     assert done.mean() > 0.9
     assert all(slot.sim.used_blocks == 0 for pool in run.pools for slot in pool.slots)
+
+
+def test_fast_forward_matches_step_by_step_decode_with_sliding_windows(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.dtypes import get_dtype
+    from fleetwise.perf.hardware import resolve_hardware
+    from fleetwise.perf.step_time import ReplicaConfig, build_arrays, decode_step
+
+    model, prompt, output = "google/gemma-3-27b-it", 512, 4000
+    spec = _spec(model=load_model(model), hardware="p5.48xlarge", tp=2)
+    requests = Requests(np.zeros(1), np.array([prompt]), np.array([output]), np.array([-1]), np.array([0]))
+    run = run_pool(spec, requests, catalog, bundled_calibration())
+    simulated = float(run.log.finish_s[0] - run.log.first_token_s[0])
+    hardware = resolve_hardware(catalog, "p5.48xlarge", 2)
+    efficiency = bundled_calibration().lookup(hardware.engine.id, hardware.chip.id, hardware.chip.kind)
+    arrays = build_arrays([ReplicaConfig(load_model(model), hardware, get_dtype("bf16"), efficiency)])
+    contexts = prompt + 1 + np.arange(output - 1, dtype=np.float64)[None, :]
+    exact = float(decode_step(arrays, np.array([[1.0]]), contexts).total_s.sum())
+    assert simulated == pytest.approx(exact, rel=0.01)
+
+
+def test_neuron_decode_gaps_include_prompt_stalls(catalog) -> None:  # type: ignore[no-untyped-def]
+    requests = _workload(4.0, prompt=2000, output=200, duration=120.0)
+    report = summarize(run_pool(_spec(hardware="inf2.48xlarge", tp=8), requests, catalog, bundled_calibration()),
+                       requests)
+    # Neuron prefills run on their own, so some gaps between tokens include a whole prompt
+    assert report["itl_ms"]["p99"] > report["tpot_ms"]["p50"]

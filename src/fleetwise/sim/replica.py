@@ -89,6 +89,7 @@ class ReplicaSim:
         self.kv_block_seconds = 0.0  # integral of used blocks over time, for utilisation
         self.steps = 0
         self.on_finish: Callable[[int, float], None] | None = None  # e.g. a closed-loop user sending the next one
+        self.stall_s = 0.0  # prefill-only time decoding sequences waited through since their last token
 
     # ---- interface used by the fleet --------------------------------------------------------------------
 
@@ -237,7 +238,10 @@ class ReplicaSim:
         last = sum(1 for r, _, e in chunks if e >= self.target[r])
         dt = self.cost.step_s(decode_seqs, decode_attended, prefill_tokens, attended, last)
         if decode_seqs:
-            self.log.itl_segments.append((dt, dt, 1, float(len(self.offset))))
+            self.log.itl_segments.append((dt + self.stall_s, dt + self.stall_s, 1, float(len(self.offset))))
+            self.stall_s = 0.0
+        elif self.offset:
+            self.stall_s += dt  # sequences waiting to decode feel this prompt's time in their next gap
         self._tick(dt)
         if decode_seqs and not self.cost.pads:
             self.step_counter += 1
@@ -337,13 +341,32 @@ class ReplicaSim:
         if self.cost.pads:
             longest = max(self.offset.values()) + self.step_counter
             k = max(min(k, int(self.cost.bucket(longest) - longest) + 1), 1)
-        first = self._decode_step_s(0)
-        last = self._decode_step_s(k - 1)
+        if self.cost.windows or self.cost.pads:
+            first, last, bends = self._decode_step_s(0), self._decode_step_s(k - 1), True
+        else:  # full attention: attended tokens grow by exactly seqs x layers per step
+            seqs, attended = self._decode_context_sum()
+            later = attended + seqs * (k - 1) * self.cost.full_layers
+            first = self.cost.step_s(seqs, attended, 0.0, 0.0, 0.0)
+            last = self.cost.step_s(seqs, later, 0.0, 0.0, 0.0)
+            bends = self.cost.decode_compute_bound(seqs, attended) != self.cost.decode_compute_bound(seqs, later)
+        while k > 8 and bends:  # linear in context except at window edges and compute/memory crossovers
+            middle = self._decode_step_s((k - 1) // 2)
+            if abs(middle - (first + (last - first) * ((k - 1) // 2) / (k - 1))) <= 0.005 * middle:
+                break
+            k = (k - 1) // 2 + 1  # keep the half before the bend; the rest is priced next time
+            last = middle
         slope = (last - first) / (k - 1) if k > 1 else 0.0
         k = min(k, self._steps_within(limit - self.clock, first, slope, k))
         self._grow_decode_blocks(k)
         total = k * first + slope * k * (k - 1) / 2.0
-        self.log.itl_segments.append((first, first + slope * (k - 1), k, float(len(self.offset))))
+        sequences = float(len(self.offset))
+        if self.stall_s:  # prompts run on their own (Neuron) delayed the first of these tokens
+            self.log.itl_segments.append((first + self.stall_s, first + self.stall_s, 1, sequences))
+            if k > 1:
+                self.log.itl_segments.append((first + slope, first + slope * (k - 1), k - 1, sequences))
+            self.stall_s = 0.0
+        else:
+            self.log.itl_segments.append((first, first + slope * (k - 1), k, sequences))
         self._tick(total, steps=k)
         self.step_counter += k
         self._complete_due()
@@ -393,9 +416,14 @@ class ReplicaSim:
         blocks of B tokens, so counting offsets by residue gives the total without visiting every sequence.
         """
         bt = self.settings.block_tokens
-        shift = self.step_counter - 2
-        return sum(count * (((residue + shift) % bt + steps) // bt)
-                   for residue, count in enumerate(self.residues) if count)
+        whole, rest = divmod(steps, bt)
+        need = len(self.offset) * whole
+        if rest:  # sequences whose residue lies in a cyclic window of `rest` residues cross one more boundary
+            start = (bt - rest - (self.step_counter - 2)) % bt
+            end = start + rest
+            counts = self.residues
+            need += sum(counts[start:end]) if end <= bt else sum(counts[start:]) + sum(counts[:end - bt])
+        return need
 
     def _add_decoding(self, request: int, offset: int) -> None:
         self.offset[request] = offset

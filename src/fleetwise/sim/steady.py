@@ -43,15 +43,20 @@ def _result(requests: Requests, log: RequestLog, keep: np.ndarray) -> SteadyResu
     outputs = requests.output_tokens[keep].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         tpot = np.where(outputs > 1, (e2e - ttft) / (outputs - 1), np.nan)
-    start, end = float(requests.arrival_s[keep].min()), float(log.finish_s[keep].max())
+    # throughput over the steady window, first to last arrival: the drain after the last arrival is not steady
+    start, end = float(requests.arrival_s[keep].min()), float(requests.arrival_s[keep].max())
+    finished = keep & (log.finish_s <= end)
+    if end - start <= 0 or not finished.any():
+        end, finished = float(log.finish_s[keep].max()), keep
     span = max(end - start, 1e-12)
     has_tpot = np.isfinite(tpot).any()
     return SteadyResult(
         ttft_p50_s=float(np.median(ttft)), ttft_mean_s=float(np.mean(ttft)),
         tpot_p50_s=float(np.nanmedian(tpot)) if has_tpot else float("nan"),
         tpot_mean_s=float(np.nanmean(tpot)) if has_tpot else float("nan"),
-        e2e_p50_s=float(np.median(e2e)), output_tokens_per_s=float(outputs.sum()) / span,
-        requests_per_s=float(keep.sum()) / span, preemptions=int(log.preemptions.sum()))
+        e2e_p50_s=float(np.median(e2e)),
+        output_tokens_per_s=float(requests.output_tokens[finished].sum()) / span,
+        requests_per_s=float(finished.sum()) / span, preemptions=int(log.preemptions.sum()))
 
 
 def poisson_steady(cost: StepCost, settings: ReplicaSettings, rate: float, prompt: int, output: int,

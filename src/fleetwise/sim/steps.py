@@ -77,6 +77,14 @@ class StepCost:
             return total
         return cumulative(end) - cumulative(start)
 
+    def decode_compute_bound(self, seqs: float, attended: float) -> bool:
+        """True when a decode step of `seqs` sequences is bound by compute rather than memory."""
+        compute = (seqs * self.matmul_flops + attended * self.attention_flops) / self.tp / self.flops_rate
+        touched = self.experts * (1.0 - (1.0 - self.experts_per_token / self.experts) ** seqs) if self.experts else 0.0
+        memory = (self.dense_weight_bytes + self.moe_layers * touched * self.expert_bytes
+                  + attended * self.kv_bytes_per_token_layer) / self.byte_rate
+        return compute > memory
+
     def step_s(self, decode_seqs: float, decode_attended: float, prefill_tokens: float, prefill_attended: float,
                prefill_last_tokens: float) -> float:
         """One step that decodes `decode_seqs` sequences and prefills `prefill_tokens` prompt tokens.
