@@ -257,8 +257,38 @@ def test_simulate_reports_the_documented_keys(isolated_home: Path) -> None:
      (("--rate", "1", "-i", "10", "-o", "10", "--router", "random"), "--router"),
      (("--rate", "-1", "-i", "10", "-o", "10"), "rate_per_s"),
      (("--rate", "1", "-i", "10", "-o", "10", "--router", "cost-aware"), "needs a TTFT SLO"),
-     (("--rate", "1", "-i", "10", "-o", "10", "--pool", "p5.48xlarge:colour=red"), "not key=value")],
+     (("--rate", "1", "-i", "10", "-o", "10", "--pool", "p5.48xlarge"), "not both"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--interval", "nan"), "--interval"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--seed", "-1"), "--seed"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--slo-ttft-ms", "nan"), "--slo-ttft-ms"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--startup-s", "nan"), "startup time"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--replicas", "10000000"), "replicas must be between"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--autoscale", "--target-inflight", "0"), "target in-flight"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--autoscale", "--min-replicas", "9", "--max-replicas", "8"),
+      "autoscale min"),
+     (("--rate", "1", "-i", "10", "-o", "10", "--purchase", "spot", "--spot-interruptions-per-hour", "-1"),
+      "non-negative"),
+     (("--rate", "1e9", "-i", "10", "-o", "10", "--duration", "1e9"), "the limit is")],
 )
 def test_simulate_argument_errors(isolated_home: Path, extra: tuple[str, ...], message: str) -> None:
     out = run("simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "p5.48xlarge", *extra, home=isolated_home)
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [("p5.48xlarge:colour=red", "not key=value"), ("p5.48xlarge:tp=1.7", "tp must be a whole number"),
+     ("p5.48xlarge:replicas=nan", "replicas must be a whole number"), ("p5.48xlarge:startup_s=inf", "finite"),
+     ("p5.48xlarge:purchase=spot:spot_rate=-2", "spot_rate must not be negative"),
+     ("p5.48xlarge:autoscale_min=0:target_inflight=0", "target in-flight")],
+)
+def test_simulate_pool_errors(isolated_home: Path, pool: str, message: str) -> None:
+    out = run("simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--pool", pool, "--rate", "1", "-i", "10",
+              "-o", "10", home=isolated_home)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_workload_generate_reports_an_unwritable_output(isolated_home: Path) -> None:
+    out = run("workload", "generate", "chat-diurnal", "--duration", "60", "-o",
+              str(isolated_home / "missing" / "trace.csv"), home=isolated_home)
+    assert out.returncode == 2 and "cannot write the trace" in out.stderr and "Traceback" not in out.stderr

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 from fleetwise.catalog import load_catalog
+from fleetwise.errors import FleetwiseError
 from fleetwise.models import load_model
 from fleetwise.perf import PredictRequest, bundled_calibration, predict
-from fleetwise.sim import PoolSpec, Slo, run_pool, summarize
+from fleetwise.sim import Autoscale, PoolSpec, Slo, Spot, run_pool, summarize
 from fleetwise.sim.pool import build_replica
 from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
 from fleetwise.workload import Arrivals, Lengths, Requests, SharedPrefixes, Workload, generate
@@ -296,3 +297,17 @@ def test_neuron_decode_gaps_include_prompt_stalls(catalog) -> None:  # type: ign
                        requests)
     # Neuron prefills run on their own, so some gaps between tokens include a whole prompt
     assert report["itl_ms"]["p99"] > report["tpot_ms"]["p50"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"tp": 0}, "tensor-parallel"), ({"replicas": 0}, "replicas must be between"),
+     ({"startup_s": float("nan")}, "startup time"), ({"compile_s": -1.0}, "compile time"),
+     ({"autoscale": Autoscale(min_replicas=3, max_replicas=2)}, "autoscale min"),
+     ({"autoscale": Autoscale(target_inflight=float("inf"))}, "target in-flight"),
+     ({"purchase": "spot", "spot": Spot(float("nan"))}, "spot interruptions")],
+)
+def test_a_pool_spec_out_of_range_is_refused_before_simulating(catalog, overrides: dict[str, object],  # type: ignore[no-untyped-def]
+                                                               message: str) -> None:
+    with pytest.raises(FleetwiseError, match=message):
+        run_pool(_spec(**overrides), _workload(1.0, duration=10.0), catalog, bundled_calibration())

@@ -145,6 +145,22 @@ def test_unrecognised_or_broken_traces_are_clear_errors(tmp_path: Path) -> None:
     path.write_text("arrival_s,prompt_tokens,output_tokens\n0,abc,3\n")
     with pytest.raises(DataFileError, match="line 2"):
         read_trace(path)
+    path.write_text("arrival_s,prompt_tokens,output_tokens\n0,1e30,3\n")
+    with pytest.raises(DataFileError, match="beyond any model"):
+        read_trace(path)
+    for column, value in (("prefix_id", "abc"), ("session_id", "2.5")):
+        path.write_text(f"arrival_s,prompt_tokens,output_tokens,prefix_tokens,{column}\n0,100,3,5,{value}\n")
+        with pytest.raises(DataFileError, match=f"field '{column}'.*whole number"):
+            read_trace(path)
+
+
+def test_a_workload_refuses_more_requests_than_can_be_held_and_negative_seeds() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="the limit is"):
+        _workload(duration_s=1e9, arrivals=Arrivals(rate_per_s=1e3))
+    with pytest.raises(ValidationError, match="seed"):
+        _workload(seed=-1)
 
 
 def test_conversations_resend_the_context_and_point_at_it() -> None:

@@ -57,7 +57,9 @@ def main() -> None:
     except ValidationError as exc:  # an option value that a record refuses (e.g. a negative rate)
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        err_console.print(f"[bold red]error:[/] {where}: {first['msg']}", highlight=False, soft_wrap=True)
+        message = str(first["msg"]).removeprefix("Value error, ")
+        err_console.print(f"[bold red]error:[/] {where + ': ' if where else ''}{message}", highlight=False,
+                          soft_wrap=True)
         sys.exit(2)
 
 

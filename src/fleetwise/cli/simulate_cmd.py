@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -73,8 +74,15 @@ def simulate_command(
         raise FleetwiseError("give exactly one of --workload, --trace or --rate (with -i and -o)")
     if router not in ROUTERS:
         raise FleetwiseError(f"--router must be one of {', '.join(ROUTERS)}, got {router!r}")
-    if interval <= 0:
-        raise FleetwiseError(f"--interval must be positive, got {interval}")
+    if not (math.isfinite(interval) and interval > 0):
+        raise FleetwiseError(f"--interval must be a positive number of seconds, got {interval}")
+    if pool and hardware is not None:
+        raise FleetwiseError("give --hardware (one pool) or --pool (one or more), not both")
+    for flag, value in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise FleetwiseError(f"{flag} must be a positive number of milliseconds, got {value}")
+    if seed is not None and seed < 0:
+        raise FleetwiseError(f"--seed must not be negative, got {seed}")
     if trace is not None:
         loaded = read_trace(trace)
         requests = loaded.requests
@@ -93,7 +101,7 @@ def simulate_command(
             updates["duration_s"] = duration
         if seed is not None:
             updates["seed"] = seed
-        requests = generate(spec.model_copy(update=updates) if updates else spec)
+        requests = generate(Workload.model_validate({**spec.model_dump(), **updates}) if updates else spec)
     arch = load_model(model)
     if pool:
         pools = tuple(_parse_pool(text, arch, kv_dtype, region) for text in pool)
@@ -102,6 +110,8 @@ def simulate_command(
                           target_inflight=target_inflight) if autoscale else None
         if purchase not in ("on-demand", "spot"):
             raise FleetwiseError(f"--purchase must be on-demand or spot, got {purchase!r}")
+        if not (math.isfinite(spot_rate) and spot_rate >= 0):
+            raise FleetwiseError(f"--spot-interruptions-per-hour must be a non-negative number, got {spot_rate}")
         pools = (PoolSpec(model=arch, hardware=hardware, tp=tp, dtype=dtype, engine=engine, replicas=replicas,
                           max_seqs=max_seqs, kv_cache_dtype=kv_dtype, region=region, purchase=purchase,  # type: ignore[arg-type]
                           startup_s=startup_s, compile_s=compile_s, compiled_cache=compiled_cache,
@@ -137,6 +147,7 @@ def simulate_command(
 
 
 
+_INTEGER_KEYS = {"tp", "replicas", "compiled_cache", "max_seqs", "autoscale_min", "autoscale_max"}
 _POOL_KEYS = {"tp", "dtype", "engine", "replicas", "purchase", "spot_rate", "startup_s", "compile_s",
               "compiled_cache", "max_seqs", "autoscale_min", "autoscale_max", "target_inflight"}
 
@@ -150,10 +161,17 @@ def _parse_pool(text: str, model: ModelArchitecture, kv_dtype: str, region: str)
         if not sep or key not in _POOL_KEYS:
             raise FleetwiseError(f"--pool {text!r}: {pair!r} is not key=value with a key from {sorted(_POOL_KEYS)}")
         values[key] = value
-    try:
-        number = {k: float(v) for k, v in values.items() if k not in ("dtype", "engine", "purchase")}
-    except ValueError as exc:
-        raise FleetwiseError(f"--pool {text!r}: {exc}") from None
+    number: dict[str, float] = {}
+    for key, value in values.items():
+        if key in ("dtype", "engine", "purchase"):
+            continue
+        try:
+            number[key] = float(int(value)) if key in _INTEGER_KEYS else float(value)
+        except ValueError:
+            kind = "a whole number" if key in _INTEGER_KEYS else "a number"
+            raise FleetwiseError(f"--pool {text!r}: {key} must be {kind}, got {value!r}") from None
+        if not math.isfinite(number[key]):
+            raise FleetwiseError(f"--pool {text!r}: {key} must be finite, got {value!r}")
     replicas = int(number.get("replicas", 1))
     scale = None
     if "autoscale_min" in number or "autoscale_max" in number or "target_inflight" in number:
@@ -164,6 +182,8 @@ def _parse_pool(text: str, model: ModelArchitecture, kv_dtype: str, region: str)
     if purchase not in ("on-demand", "spot"):
         raise FleetwiseError(f"--pool {text!r}: purchase must be on-demand or spot")
     rate = number.get("spot_rate", 0.0)
+    if rate < 0:
+        raise FleetwiseError(f"--pool {text!r}: spot_rate must not be negative")
     return PoolSpec(model=model, hardware=hardware, tp=int(number.get("tp", 1)), dtype=values.get("dtype", "bf16"),
                     engine=values.get("engine"), replicas=replicas,
                     max_seqs=int(number["max_seqs"]) if "max_seqs" in number else None, kv_cache_dtype=kv_dtype,

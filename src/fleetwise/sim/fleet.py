@@ -86,13 +86,45 @@ def _check(spec: FleetSpec, requests: Requests) -> None:
         raise FleetwiseError("the cost-aware router needs a TTFT SLO (--slo-ttft-ms) to decide when to spill over")
     if not len(requests):
         raise FleetwiseError("the workload has no requests")
+    if not (math.isfinite(spec.control_interval_s) and spec.control_interval_s > 0):
+        raise FleetwiseError("the control interval must be a positive number of seconds, "
+                             f"got {spec.control_interval_s}")
+    if spec.slo_ttft_ms is not None and not (math.isfinite(spec.slo_ttft_ms) and spec.slo_ttft_ms > 0):
+        raise FleetwiseError(f"the TTFT SLO must be a positive number of milliseconds, got {spec.slo_ttft_ms}")
+    if spec.seed < 0:
+        raise FleetwiseError(f"the seed must not be negative, got {spec.seed}")
     for pool in spec.pools:
-        low = pool.autoscale.min_replicas if pool.autoscale else pool.replicas
-        if pool.replicas < 1 or low < 0 or (pool.autoscale and pool.autoscale.max_replicas < pool.replicas):
-            raise FleetwiseError(f"pool {pool.name or pool.hardware}: replicas must be at least 1 and within "
-                                 "the autoscaler's min/max")
-        if pool.startup_s < 0 or pool.compile_s < 0:
-            raise FleetwiseError(f"pool {pool.name or pool.hardware}: startup and compile times must not be negative")
+        _check_pool(pool)
+
+
+MAX_REPLICAS = 10_000  # far above any real pool; guards against typos that would exhaust memory
+
+
+def _check_pool(pool: PoolSpec) -> None:
+    name = f"pool {pool.name or pool.hardware}"
+    if not 1 <= pool.replicas <= MAX_REPLICAS:
+        raise FleetwiseError(f"{name}: replicas must be between 1 and {MAX_REPLICAS}, got {pool.replicas}")
+    if pool.tp < 1:
+        raise FleetwiseError(f"{name}: the tensor-parallel degree must be at least 1, got {pool.tp}")
+    for label, seconds in (("startup", pool.startup_s), ("compile", pool.compile_s)):
+        if not (math.isfinite(seconds) and seconds >= 0):
+            raise FleetwiseError(f"{name}: the {label} time must be a non-negative number of seconds, got {seconds}")
+    scale = pool.autoscale
+    if scale is not None:
+        if not (0 <= scale.min_replicas <= scale.max_replicas <= MAX_REPLICAS and pool.replicas <= scale.max_replicas):
+            raise FleetwiseError(f"{name}: need 0 <= autoscale min ({scale.min_replicas}) <= autoscale max "
+                                 f"({scale.max_replicas}) <= {MAX_REPLICAS}, with the starting replicas "
+                                 f"({pool.replicas}) at most the max")
+        if not (math.isfinite(scale.target_inflight) and scale.target_inflight > 0):
+            raise FleetwiseError(f"{name}: the autoscaler's target in-flight requests per replica must be positive, "
+                                 f"got {scale.target_inflight}")
+        if not (math.isfinite(scale.scale_down_cooldown_s) and scale.scale_down_cooldown_s >= 0):
+            raise FleetwiseError(f"{name}: the scale-down cooldown must be non-negative, "
+                                 f"got {scale.scale_down_cooldown_s}")
+    if pool.spot is not None and not (math.isfinite(pool.spot.interruptions_per_hour)
+                                      and pool.spot.interruptions_per_hour >= 0):
+        raise FleetwiseError(f"{name}: spot interruptions per hour must be a non-negative number, "
+                             f"got {pool.spot.interruptions_per_hour}")
 
 
 def _build_pools(spec: FleetSpec, requests: Requests, catalog: Catalog, calibration: CalibrationTable) -> list[Pool]:

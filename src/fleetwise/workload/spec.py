@@ -72,6 +72,17 @@ class Sessions(Record):
     user_tokens: Lengths  # new tokens the user adds each later turn
 
 
+def _typical(lengths: Lengths) -> float:
+    """The mean of a length distribution (fixed, normal, lognormal, or empirical)."""
+    if lengths.mean is not None:
+        return min(lengths.mean, lengths.maximum)
+    return sum(lengths.values or [1.0]) / len(lengths.values or [1.0])
+
+
+# About 1.5 GB of request arrays and minutes of simulation; far beyond a useful planning run.
+MAX_REQUESTS = 20_000_000
+
+
 class Workload(Record):
     """Everything needed to generate the same requests again: arrivals, lengths, prefixes, duration, seed."""
 
@@ -82,7 +93,16 @@ class Workload(Record):
     output_tokens: Lengths
     shared_prefixes: SharedPrefixes | None = None
     sessions: Sessions | None = None  # arrivals then start conversations rather than single requests
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Workload:
+        peak = self.arrivals.rate_per_s * (max(self.arrivals.hourly_profile) if self.arrivals.hourly_profile else 1.0)
+        turns = _typical(self.sessions.turns) if self.sessions is not None else 1.0
+        if peak * self.duration_s * turns > MAX_REQUESTS:
+            raise ValueError(f"rate x duration asks for up to {peak * self.duration_s * turns:.3g} requests; "
+                             f"the limit is {MAX_REQUESTS:,} (shorten duration_s or lower the rate)")
+        return self
 
     @model_validator(mode="after")
     def _prefix_fits(self) -> Workload:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fleetwise.datafiles import read_text_file
-from fleetwise.errors import DataFileError
+from fleetwise.errors import DataFileError, FleetwiseError
 from fleetwise.workload.requests import Requests
 
 _EPOCH = datetime(1970, 1, 1)
@@ -62,8 +62,8 @@ def read_trace(path: str | Path, format: str = "auto") -> Trace:
     for line, raw in enumerate(reader, start=2):
         row = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         t = _field(row, time_col, parse_time, name, line)
-        prompt = int(_field(row, prompt_col, float, name, line))
-        output = int(_field(row, output_col, float, name, line))
+        prompt = _tokens(row, prompt_col, name, line)
+        output = _tokens(row, output_col, name, line)
         if prompt < 1:
             dropped["no prompt tokens"] += 1
             continue
@@ -73,9 +73,9 @@ def read_trace(path: str | Path, format: str = "auto") -> Trace:
         times.append(t)
         prompts.append(prompt)
         outputs.append(output)
-        prefix_ids.append(int(row.get("prefix_id") or -1))
-        prefix_tokens.append(int(row.get("prefix_tokens") or 0))
-        sessions.append(int(row.get("session_id") or -1))
+        prefix_ids.append(_whole(row, "prefix_id", -1, name, line))
+        prefix_tokens.append(_whole(row, "prefix_tokens", 0, name, line))
+        sessions.append(_whole(row, "session_id", -1, name, line))
     if not times:
         raise DataFileError(name, "no replayable requests in the trace")
     _check_prefixes(name, prompts, prefix_ids, prefix_tokens, sessions)
@@ -89,12 +89,16 @@ def read_trace(path: str | Path, format: str = "auto") -> Trace:
 
 def write_trace(requests: Requests, path: str | Path) -> None:
     """Write requests in fleetwise's trace format."""
-    with Path(path).open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["arrival_s", "prompt_tokens", "output_tokens", "prefix_id", "prefix_tokens", "session_id"])
-        for row in zip(np.round(requests.arrival_s, 6), requests.prompt_tokens, requests.output_tokens,
-                       requests.prefix_id, requests.prefix_tokens, requests.sessions, strict=True):
-            writer.writerow([float(row[0]), *(int(x) for x in row[1:])])
+    try:
+        with Path(path).open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["arrival_s", "prompt_tokens", "output_tokens", "prefix_id", "prefix_tokens",
+                             "session_id"])
+            for row in zip(np.round(requests.arrival_s, 6), requests.prompt_tokens, requests.output_tokens,
+                           requests.prefix_id, requests.prefix_tokens, requests.sessions, strict=True):
+                writer.writerow([float(row[0]), *(int(x) for x in row[1:])])
+    except OSError as exc:
+        raise FleetwiseError(f"cannot write the trace to {path}: {exc.strerror or exc}") from None
 
 
 def _check_prefixes(name: str, prompts: list[int], prefix_ids: list[int], prefix_tokens: list[int],
@@ -130,6 +134,33 @@ def _field(row: dict[str, str], column: str, parse: Callable[[str], float], name
         raise DataFileError(name, f"cannot read {text!r}", entry=f"line {line}", field=column) from None
     if not np.isfinite(value) or value < 0:
         raise DataFileError(name, f"must be a non-negative number, got {text!r}", entry=f"line {line}", field=column)
+    return value
+
+
+def _tokens(row: dict[str, str], column: str, name: str, line: int) -> int:
+    """A token count (written as a whole or decimal number), at most 2^31 - 1."""
+    value = _field(row, column, float, name, line)
+    if value > _LARGEST_COUNT:
+        raise DataFileError(name, f"{row[column]!r} tokens is beyond any model's context", entry=f"line {line}",
+                            field=column)
+    return int(value)
+
+
+_LARGEST_COUNT = 2**31 - 1
+
+
+def _whole(row: dict[str, str], column: str, default: int, name: str, line: int) -> int:
+    """An optional integer column (an id or a token count); empty means `default`."""
+    text = row.get(column, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise DataFileError(name, f"must be a whole number, got {text!r}", entry=f"line {line}", field=column) from None
+    if not -1 <= value <= _LARGEST_COUNT:
+        raise DataFileError(name, f"must be -1 (none) or a non-negative id below 2^31, got {text!r}",
+                            entry=f"line {line}", field=column)
     return value
 
 
