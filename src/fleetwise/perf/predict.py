@@ -15,7 +15,7 @@ from fleetwise.errors import FleetwiseError
 from fleetwise.fit.memory import fit_one
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
-from fleetwise.perf.hardware import resolve_hardware
+from fleetwise.perf.hardware import ReplicaHardware, resolve_hardware
 from fleetwise.perf.scenarios import ScenarioResult, closed_loop, poisson, smallest_compiled_batch, static_batch
 from fleetwise.perf.step_time import ReplicaArrays, ReplicaConfig, StepTimes, build_arrays
 
@@ -62,7 +62,8 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
         limit = request.max_batch or int(request.load)  # a compiled engine pads the batch to its compiled size
         result = static_batch(arrays, request.load, request.input_tokens, request.output_tokens, limit)
     else:
-        limit = fit.max_sequences
+        engine_seqs = hardware.engine.max_num_seqs.value if hardware.engine.max_num_seqs else None
+        limit = min(fit.max_sequences, engine_seqs or fit.max_sequences)  # the engine's cap, as `simulate` uses
         if request.max_batch is not None:
             if request.max_batch > fit.max_sequences:
                 raise FleetwiseError(f"--max-batch {request.max_batch} does not fit the KV cache: room for "
@@ -76,7 +77,7 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
         scenario = closed_loop if request.mode == "concurrency" else poisson
         result = scenario(arrays, request.load, request.input_tokens, request.output_tokens, limit)
         if not (request.mode == "rate" and bool(result.saturated[0])):
-            result = _simulated(request, arrays, fit.kv_cache_gib, limit, result)
+            result = _simulated(request, arrays, hardware, fit.kv_cache_gib, limit, result)
     price = hardware.usd_per_replica_hour
     tokens_per_s = float(result.output_tokens_per_s[0])
     calibrated = calibration.has_cell(hardware.engine.id, hardware.chip.id)
@@ -109,15 +110,15 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
     }
 
 
-def _simulated(request: PredictRequest, arrays: ReplicaArrays, kv_cache_gib: float, limit: int,
-               analytic: ScenarioResult) -> ScenarioResult:
+def _simulated(request: PredictRequest, arrays: ReplicaArrays, hardware: ReplicaHardware, kv_cache_gib: float,
+               limit: int, analytic: ScenarioResult) -> ScenarioResult:
     """Latency and throughput under a rate or a user count come from the serving simulator."""
     from fleetwise.sim.pool import replica_settings  # the simulator builds on perf, not the other way round
     from fleetwise.sim.steady import closed_loop_steady, poisson_steady
     from fleetwise.sim.steps import StepCost
 
     cost = StepCost.from_arrays(arrays)
-    settings = replica_settings(request.model, arrays, kv_cache_gib, request.kv_cache_dtype, limit)
+    settings = replica_settings(request.model, arrays, kv_cache_gib, request.kv_cache_dtype, limit, hardware)
     if request.mode == "rate":
         run = poisson_steady(cost, settings, request.load, request.input_tokens, request.output_tokens)
     else:
