@@ -311,3 +311,19 @@ def test_a_pool_spec_out_of_range_is_refused_before_simulating(catalog, override
                                                                message: str) -> None:
     with pytest.raises(FleetwiseError, match=message):
         run_pool(_spec(**overrides), _workload(1.0, duration=10.0), catalog, bundled_calibration())
+
+
+def test_prefix_hit_rate_stays_a_share_under_preemption(catalog) -> None:  # type: ignore[no-untyped-def]
+    from fleetwise.workload import SharedPrefixes
+
+    requests = generate(Workload(duration_s=120.0, arrivals=Arrivals(process="gamma", rate_per_s=20.0,
+                                                                     burstiness_cv=5.0),
+                                 prompt_tokens=Lengths(distribution="lognormal", mean=3000, std=2000,
+                                                       maximum=60_000),
+                                 output_tokens=Lengths(mean=200), shared_prefixes=SharedPrefixes(count=20, tokens=1000),
+                                 seed=4))
+    run = run_pool(_spec(hardware="g6.xlarge"), requests, catalog, bundled_calibration())
+    assert run.log.preemptions.sum() > 0  # the point: re-admissions must not count the prefix again
+    report = summarize(run, requests)
+    assert 0.0 < report["prefix_cache_hit_rate"] <= 1.0
+    assert np.all(run.log.prefix_hit_tokens <= requests.prefix_tokens)

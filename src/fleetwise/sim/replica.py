@@ -283,7 +283,9 @@ class ReplicaSim:
         if hit:
             self.prefix_cache.move_to_end(prefix)
             self.shared[request] = start // bt
-            self.log.prefix_hit_tokens[request] += start
+            # once per request: a re-admission after preemption or a requeue is not a new hit
+            served = min(start, int(self.req.prefix_tokens[request]))
+            self.log.prefix_hit_tokens[request] = max(int(self.log.prefix_hit_tokens[request]), served)
         return start
 
     def _pin(self, request: int, prefix: int) -> None:
