@@ -181,7 +181,8 @@ def test_validate_reports_errors_by_family(isolated_home: Path) -> None:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [((), "exactly one of"), (("--batch", "2", "--rate", "1"), "exactly one of"),
-     (("--batch", "2", "--tp", "3"), "TP=3")],
+     (("--batch", "2", "--tp", "3"), "TP=3"), (("--rate", "nan"), "positive number"),
+     (("--concurrency", "1000000000"), "limit 100,000")],
 )
 def test_predict_argument_errors(isolated_home: Path, extra: tuple[str, ...], message: str) -> None:
     out = run("predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "g6e.12xlarge", "-i", "100", "-o", "10",

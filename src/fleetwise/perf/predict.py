@@ -20,6 +20,7 @@ from fleetwise.perf.scenarios import ScenarioResult, closed_loop, poisson, small
 from fleetwise.perf.step_time import ReplicaArrays, ReplicaConfig, StepTimes, build_arrays
 
 Mode = Literal["batch", "concurrency", "rate"]
+MAX_USERS = 100_000  # a closed loop simulates three requests per user (about 2 s at this limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,9 @@ def _check_request(request: PredictRequest) -> None:
         raise FleetwiseError(f"--{request.mode} must be a whole number, got {request.load:g}")
     if request.max_batch is not None and request.max_batch < 1:
         raise FleetwiseError(f"--max-batch must be at least 1, got {request.max_batch}")
+    if request.mode == "concurrency" and request.load > MAX_USERS:
+        raise FleetwiseError(f"--concurrency {request.load:g} is more users than one replica can be simulated with "
+                             f"(limit {MAX_USERS:,}); beyond its batch limit extra users only wait longer")
 
 
 def _ms(seconds: np.ndarray) -> float | None:
