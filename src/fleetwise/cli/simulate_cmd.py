@@ -76,6 +76,8 @@ def simulate_command(
         raise FleetwiseError(f"--router must be one of {', '.join(ROUTERS)}, got {router!r}")
     if not (math.isfinite(interval) and interval > 0):
         raise FleetwiseError(f"--interval must be a positive number of seconds, got {interval}")
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        raise FleetwiseError(f"--duration must be a positive number of seconds, got {duration}")
     if pool and hardware is not None:
         raise FleetwiseError("give --hardware (one pool) or --pool (one or more), not both")
     for flag, value in (("--slo-ttft-ms", slo_ttft_ms), ("--slo-tpot-ms", slo_tpot_ms)):
