@@ -233,6 +233,9 @@ def test_conversation_turns_reuse_their_cached_context(catalog) -> None:  # type
     assert later.any() and warm["prefix_cache_hit_rate"] > 0.8
     assert warm["completed"] == len(requests)
     assert warm["ttft_ms"]["p90"] < cold["ttft_ms"]["p90"]
+    # cached contexts occupy KV beyond what running sequences hold; without caching the two figures agree
+    assert 0.0 < warm["kv_active_utilization"] < warm["kv_utilization"] <= 1.0
+    assert cold["kv_active_utilization"] == cold["kv_utilization"]
 
 
 def test_a_cached_compiled_artifact_shortens_scale_up(catalog) -> None:  # type: ignore[no-untyped-def]

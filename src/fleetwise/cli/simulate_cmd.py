@@ -140,7 +140,8 @@ def simulate_command(
                   f"TPOT ms p50 {fmt(tpot['p50'], 2)} p99 {fmt(tpot['p99'], 2)} · E2E s p50 {fmt(e2e['p50'], 2)} "
                   f"p99 {fmt(e2e['p99'], 2)}")
     console.print(f"goodput {report['goodput']:.3f} · {fmt(report['output_tokens_per_s'], 1)} output tokens/s · "
-                  f"KV utilisation {report['kv_utilization']:.1%} · preemptions {report['preemptions']} · "
+                  f"KV occupied {report['kv_utilization']:.1%} ({report['kv_active_utilization']:.1%} by running "
+                  f"sequences, the rest cached) · preemptions {report['preemptions']} · "
                   f"prefix-cache hits {report['prefix_cache_hit_rate']:.1%}")
     console.print(f"cost ${fmt(report['cost_usd'], 2)} over {fmt(report['makespan_s'], 0)} s · "
                   f"${fmt(report['usd_per_million_output_tokens'], 3)} per million output tokens")

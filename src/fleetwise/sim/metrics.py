@@ -71,7 +71,10 @@ def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: f
         "queueing_delay_ms": _percentiles((log.admitted_s - arrival)[done], 1e3),
         "goodput": round(float(meets.mean()), 5),
         "output_tokens_per_s": round(produced / run.makespan_s, 3) if run.makespan_s > 0 else 0.0,
-        "kv_utilization": round(sum(slot.sim.kv_block_seconds for _, slot in slots) / kv_capacity, 5)
+        "kv_utilization": round(sum(slot.sim.active_block_seconds + slot.sim.cached_block_seconds(
+            min(slot.stopped_s if slot.stopped_s is not None else end, end)) for _, slot in slots) / kv_capacity, 5)
+        if kv_capacity > 0 else 0.0,
+        "kv_active_utilization": round(sum(slot.sim.active_block_seconds for _, slot in slots) / kv_capacity, 5)
         if kv_capacity > 0 else 0.0,
         "busy_share": round(sum(slot.sim.busy_s for _, slot in slots) / serving_s, 5) if serving_s > 0 else 0.0,
         "requeued": int((log.requeues > 0).sum()),

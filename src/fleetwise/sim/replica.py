@@ -86,7 +86,8 @@ class ReplicaSim:
         self.prefix_users: dict[int, int] = {}  # running requests using each cached entry (not evictable)
         self.pinned: dict[int, int] = {}  # request -> the cached entry it uses
         self.busy_s = 0.0
-        self.kv_block_seconds = 0.0  # integral of used blocks over time, for utilisation
+        self.active_block_seconds = 0.0  # integral over time of blocks held by running sequences
+        self._cached_integral = (0.0, 0.0)  # (block-seconds held by the prefix cache, time of the last change)
         self.steps = 0
         self.on_finish: Callable[[int, float], None] | None = None  # e.g. a closed-loop user sending the next one
         self.stall_s = 0.0  # prefill-only time decoding sequences waited through since their last token
@@ -178,7 +179,7 @@ class ReplicaSim:
             if self._free_blocks() >= blocks:
                 break
             if not self.prefix_users.get(prefix):
-                self.cached_blocks -= self.prefix_cache.pop(prefix)
+                self._cache_blocks(-self.prefix_cache.pop(prefix))
                 self.covers.pop(prefix, None)
         return self._free_blocks() >= blocks
 
@@ -322,7 +323,7 @@ class ReplicaSim:
             if blocks > 0 and request not in self.pinned:
                 self.prefix_cache[prefix] = blocks
                 self.covers[prefix] = blocks * self.settings.block_tokens
-                self.cached_blocks += blocks
+                self._cache_blocks(blocks)
                 self.shared[request] = self.shared.get(request, 0) + blocks
                 self.used_blocks -= blocks
                 self._pin(request, prefix)  # its own KV now lives in the entry
@@ -495,14 +496,14 @@ class ReplicaSim:
         if not kept and session in self.prefix_cache:  # an older, unused copy of this conversation
             if self.prefix_users.get(session):
                 return
-            self.cached_blocks -= self.prefix_cache.pop(session)
+            self._cache_blocks(-self.prefix_cache.pop(session))
         if copied and not self._make_room(copied):
             return
         existing = self.prefix_cache.get(session, 0) if kept else 0
         self.prefix_cache[session] = max(existing, kept) + own + copied
         self.prefix_cache.move_to_end(session)
         self.covers[session] = whole * self.settings.block_tokens
-        self.cached_blocks += own + copied
+        self._cache_blocks(own + copied)
         self.used_blocks -= own  # they pass from the request to the cache
         self.shared[request] = shared + own
 
@@ -514,8 +515,19 @@ class ReplicaSim:
         if self.on_finish is not None:
             self.on_finish(request, self.clock)
 
+    def _cache_blocks(self, change: int) -> None:
+        """Add `change` blocks to the prefix cache, integrating its occupancy up to now."""
+        block_seconds, since = self._cached_integral
+        self._cached_integral = (block_seconds + (self.clock - since) * self.cached_blocks, self.clock)
+        self.cached_blocks += change
+
+    def cached_block_seconds(self, until: float) -> float:
+        """Block-seconds the prefix cache has held up to `until` (idle time included)."""
+        block_seconds, since = self._cached_integral
+        return block_seconds + max(until - since, 0.0) * self.cached_blocks
+
     def _tick(self, seconds: float, steps: int = 1) -> None:
-        self.kv_block_seconds += seconds * (self.used_blocks + self.cached_blocks)
+        self.active_block_seconds += seconds * self.used_blocks
         self.clock += seconds
         self.busy_s += seconds
         self.steps += steps
