@@ -330,3 +330,17 @@ def test_prefix_hit_rate_stays_a_share_under_preemption(catalog) -> None:  # typ
     report = summarize(run, requests)
     assert 0.0 < report["prefix_cache_hit_rate"] <= 1.0
     assert np.all(run.log.prefix_hit_tokens <= requests.prefix_tokens)
+
+
+def test_prefix_affinity_moves_few_prefixes_when_a_replica_joins() -> None:
+    from fleetwise.sim.fleet import rendezvous_weight
+
+    def owner(prefix: int, replicas: range) -> int:
+        return max(replicas, key=lambda r: rendezvous_weight(prefix, r))
+
+    before = [owner(p, range(4)) for p in range(2000)]
+    after = [owner(p, range(5)) for p in range(2000)]
+    moved = [a for b, a in zip(before, after, strict=True) if a != b]
+    assert all(a == 4 for a in moved)  # only to the new replica, never between old ones
+    assert 0.15 < len(moved) / 2000 < 0.25  # about 1/5 (mod-N hashing would move about 4/5)
+    assert max(before.count(r) for r in range(4)) < 1.2 * 2000 / 4  # spread evenly

@@ -1,8 +1,9 @@
 """A fleet: pools of replicas behind one router, with autoscaling and spot interruptions, fed a request stream.
 
-Routers: round-robin; least-outstanding; prefix-affinity (a shared prefix always goes to the same replica of
-its pool while that replica is not far busier than the least busy one); cost-aware spillover (fill the cheapest
-pool while a replica there would start the request within the TTFT SLO, overflow to the next pool).
+Routers: round-robin; least-outstanding; prefix-affinity (a shared prefix always goes to the same replica, chosen
+by rendezvous hashing so scaling moves few prefixes, while that replica is not far busier than the least busy
+one); cost-aware spillover (fill the cheapest pool while a replica there would start the request within the TTFT
+SLO, overflow to the next pool).
 """
 
 from __future__ import annotations
@@ -95,6 +96,21 @@ def _check(spec: FleetSpec, requests: Requests) -> None:
         raise FleetwiseError(f"the seed must not be negative, got {spec.seed}")
     for pool in spec.pools:
         _check_pool(pool)
+
+
+_MASK = (1 << 64) - 1
+
+
+def rendezvous_weight(prefix: int, replica: int) -> int:
+    """A pseudo-random weight of (prefix, replica); a prefix goes to the ready replica with the highest weight.
+
+    Highest-random-weight hashing (Thaler and Ravishankar, 1998): when a replica joins or leaves, only the
+    prefixes it wins or held move; the rest stay where their cached KV is.
+    """
+    x = (prefix * 0x9E3779B97F4A7C15 + replica * 0xC2B2AE3D27D4EB4F) & _MASK  # splitmix64 finaliser below
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
 
 
 MAX_REPLICAS = 10_000  # far above any real pool; guards against typos that would exhaust memory
@@ -211,7 +227,7 @@ class _Fleet:
         least = min(ready, key=lambda s: (s.sim.outstanding, s.sim.index))
         prefix = int(self.req.prefix_id[request])
         if router == "prefix-affinity" and prefix >= 0:
-            preferred = ready[prefix % len(ready)]
+            preferred = max(ready, key=lambda s: rendezvous_weight(prefix, s.sim.index))
             # stick to the prefix's replica unless it holds more than a full batch beyond the least busy one
             if preferred.sim.outstanding <= least.sim.outstanding + preferred.sim.settings.max_seqs:
                 return preferred
