@@ -103,7 +103,7 @@ def simulate_command(
             updates["duration_s"] = duration
         if seed is not None:
             updates["seed"] = seed
-        requests = generate(Workload.model_validate({**spec.model_dump(), **updates}) if updates else spec)
+        requests = generate(spec.replace(**updates) if updates else spec)
     arch = load_model(model)
     if pool:
         pools = tuple(_parse_pool(text, arch, kv_dtype, region) for text in pool)

@@ -89,4 +89,4 @@ def _with_duration(spec: Workload, duration: float | None) -> Workload:
         return spec
     if not duration > 0:
         raise FleetwiseError(f"--duration must be positive, got {duration}")
-    return Workload.model_validate({**spec.model_dump(), "duration_s": float(duration)})
+    return spec.replace(duration_s=float(duration))

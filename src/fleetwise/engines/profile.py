@@ -72,6 +72,16 @@ class EngineProfile(Record):
     chunked_prefill: Sourced[bool]
     prefix_caching: Sourced[bool]
 
+    @property
+    def sequence_limit(self) -> int | None:
+        """The engine's default max_num_seqs, or None where not found."""
+        return self.max_num_seqs.value if self.max_num_seqs else None
+
+    @property
+    def batched_token_limit(self) -> int | None:
+        """The engine's default max_num_batched_tokens, or None where not found."""
+        return self.max_num_batched_tokens.value if self.max_num_batched_tokens else None
+
     def supports_model(self, architecture: str, model_type: str) -> bool:
         """True when the engine lists this HF architecture class (or, for some engines, the model_type)."""
         if architecture in (self.supported_architectures.value or []):

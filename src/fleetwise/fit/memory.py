@@ -85,9 +85,8 @@ def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: in
 
 def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile, tp: int) -> float:
     """Estimated activation peak of one step: batched tokens through the widest layer, plus fp32 logits."""
-    tokens = (engine.max_num_batched_tokens.value if engine.max_num_batched_tokens else None) or \
-        FALLBACK_BATCHED_TOKENS
-    seqs = (engine.max_num_seqs.value if engine.max_num_seqs else None) or 1
+    tokens = engine.batched_token_limit or FALLBACK_BATCHED_TOKENS
+    seqs = engine.sequence_limit or 1
     ffn = model.dense_intermediate_size
     if model.moe is not None:
         ffn = max(ffn, model.moe.expert_intermediate_size * model.moe.experts_per_token)

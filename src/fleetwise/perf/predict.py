@@ -63,8 +63,7 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
         limit = request.max_batch or int(request.load)  # a compiled engine pads the batch to its compiled size
         result = static_batch(arrays, request.load, request.input_tokens, request.output_tokens, limit)
     else:
-        engine_seqs = hardware.engine.max_num_seqs.value if hardware.engine.max_num_seqs else None
-        limit = min(fit.max_sequences, engine_seqs or fit.max_sequences)  # the engine's cap, as `simulate` uses
+        limit = min(fit.max_sequences, hardware.engine.sequence_limit or fit.max_sequences)  # as `simulate` caps it
         if request.max_batch is not None:
             if request.max_batch > fit.max_sequences:
                 raise FleetwiseError(f"--max-batch {request.max_batch} does not fit the KV cache: room for "

@@ -48,8 +48,8 @@ def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: f
         meets &= e2e <= slo.e2e_s
     end = run.makespan_s
     slots = [(pool, slot) for pool in run.pools for slot in pool.slots]
-    up_s = {id(slot): max((slot.stopped_s if slot.stopped_s is not None else end) - slot.ready_s, 0.0)
-            for _, slot in slots}
+    served_until = {id(slot): min(slot.stopped_s if slot.stopped_s is not None else end, end) for _, slot in slots}
+    up_s = {id(slot): max(served_until[id(slot)] - slot.ready_s, 0.0) for _, slot in slots}
     pools = [_pool_report(pool, end, log) for pool in run.pools]
     costs = [p["cost_usd"] for p in pools]
     cost = None if any(c is None for c in costs) else float(sum(costs))
@@ -72,8 +72,7 @@ def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: f
         "goodput": round(float(meets.mean()), 5),
         "output_tokens_per_s": round(produced / run.makespan_s, 3) if run.makespan_s > 0 else 0.0,
         "kv_utilization": round(sum(slot.sim.active_block_seconds + slot.sim.cached_block_seconds(
-            min(slot.stopped_s if slot.stopped_s is not None else end, end)) for _, slot in slots) / kv_capacity, 5)
-        if kv_capacity > 0 else 0.0,
+            served_until[id(slot)]) for _, slot in slots) / kv_capacity, 5) if kv_capacity > 0 else 0.0,
         "kv_active_utilization": round(sum(slot.sim.active_block_seconds for _, slot in slots) / kv_capacity, 5)
         if kv_capacity > 0 else 0.0,
         "busy_share": round(sum(slot.sim.busy_s for _, slot in slots) / serving_s, 5) if serving_s > 0 else 0.0,

@@ -89,8 +89,7 @@ def build_replica(spec: PoolSpec, catalog: Catalog, calibration: CalibrationTabl
         raise FleetwiseError(f"--max-seqs must be at least 1, got {spec.max_seqs}")
     efficiency = calibration.lookup(hardware.engine.id, hardware.chip.id, hardware.chip.kind)
     arrays = build_arrays([ReplicaConfig(spec.model, hardware, dtype, efficiency, spec.kv_cache_dtype)])
-    engine_seqs = hardware.engine.max_num_seqs.value if hardware.engine.max_num_seqs else None
-    max_seqs = spec.max_seqs or engine_seqs or fit.max_sequences
+    max_seqs = spec.max_seqs or hardware.engine.sequence_limit or fit.max_sequences
     if spec.max_seqs is None and hardware.engine.compiled_shapes.value and load is not None:
         rate, prompt, output = load  # compile for the smallest power-of-two batch that keeps up
         max_seqs = smallest_compiled_batch(arrays, rate, prompt, output, fit.max_sequences)
@@ -105,7 +104,7 @@ def replica_settings(model: ModelArchitecture, arrays: object, kv_cache_gib: flo
     block_tokens = 16  # vLLM's default KV block size
     kv_blocks = int(kv_cache_gib * GIB / per_token) // block_tokens  # full-context tokens the KV holds
     engine = hardware.engine if hardware is not None else None
-    tokens = engine.max_num_batched_tokens.value if engine and engine.max_num_batched_tokens else None
+    tokens = engine.batched_token_limit if engine is not None else None
     caching = bool(engine.prefix_caching.value) if engine is not None else True
     return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=max_seqs,
                            max_batched_tokens=max(tokens or FALLBACK_BATCHED_TOKENS, max_seqs),

@@ -76,7 +76,8 @@ def _typical(lengths: Lengths) -> float:
     """The mean of a length distribution (fixed, normal, lognormal, or empirical)."""
     if lengths.mean is not None:
         return min(lengths.mean, lengths.maximum)
-    return sum(lengths.values or [1.0]) / len(lengths.values or [1.0])
+    values = lengths.values or [1.0]  # an empirical distribution always has values
+    return sum(values) / len(values)
 
 
 # About 1.5 GB of request arrays and minutes of simulation; far beyond a useful planning run.
@@ -94,6 +95,10 @@ class Workload(Record):
     shared_prefixes: SharedPrefixes | None = None
     sessions: Sessions | None = None  # arrivals then start conversations rather than single requests
     seed: int = Field(default=0, ge=0)
+
+    def replace(self, **changes: object) -> Workload:
+        """A copy with `changes`, validated like a loaded workload."""
+        return Workload.model_validate({**self.model_dump(), **changes})
 
     @model_validator(mode="after")
     def _bounded(self) -> Workload:

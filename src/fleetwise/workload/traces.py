@@ -27,6 +27,7 @@ from fleetwise.errors import DataFileError, FleetwiseError
 from fleetwise.workload.requests import Requests
 
 _EPOCH = datetime(1970, 1, 1)
+_LARGEST_COUNT = 2**31 - 1  # token counts and ids are stored as int64; no context comes near this
 FORMATS: dict[str, tuple[str, str, str]] = {
     "fleetwise": ("arrival_s", "prompt_tokens", "output_tokens"),
     "azure": ("TIMESTAMP", "ContextTokens", "GeneratedTokens"),
@@ -146,9 +147,6 @@ def _tokens(row: dict[str, str], column: str, name: str, line: int) -> int:
     return int(value)
 
 
-_LARGEST_COUNT = 2**31 - 1
-
-
 def _whole(row: dict[str, str], column: str, default: int, name: str, line: int) -> int:
     """An optional integer column (an id or a token count); empty means `default`."""
     text = row.get(column, "")
@@ -159,7 +157,7 @@ def _whole(row: dict[str, str], column: str, default: int, name: str, line: int)
     except ValueError:
         raise DataFileError(name, f"must be a whole number, got {text!r}", entry=f"line {line}", field=column) from None
     if not -1 <= value <= _LARGEST_COUNT:
-        raise DataFileError(name, f"must be -1 (none) or a non-negative id below 2^31, got {text!r}",
+        raise DataFileError(name, f"must be -1 (none) or between 0 and 2^31 - 1, got {text!r}",
                             entry=f"line {line}", field=column)
     return value
 
