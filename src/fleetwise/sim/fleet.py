@@ -105,9 +105,10 @@ def rendezvous_weight(prefix: int, replica: int) -> int:
     """A pseudo-random weight of (prefix, replica); a prefix goes to the ready replica with the highest weight.
 
     Highest-random-weight hashing (Thaler and Ravishankar, 1998): when a replica joins or leaves, only the
-    prefixes it wins or held move; the rest stay where their cached KV is.
+    prefixes it wins or held move; the rest stay where their cached KV is. The mixing is splitmix64's
+    (Steele, Lea and Flood, 2014; the constants of java.util.SplittableRandom).
     """
-    x = (prefix * 0x9E3779B97F4A7C15 + replica * 0xC2B2AE3D27D4EB4F) & _MASK  # splitmix64 finaliser below
+    x = (prefix * 0x9E3779B97F4A7C15 + replica * 0xC2B2AE3D27D4EB4F) & _MASK
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
     x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
     return x ^ (x >> 31)
