@@ -42,6 +42,7 @@ class FitResult:
     fits: bool
     reason: str  # "" when it fits
     reason_source: str | None
+    refused_by: str  # "" when it fits; "engine" (architecture, dtype, TP rules) or "memory"
     replicas_per_instance: int  # 0 when it does not fit
     device_memory_gib: float  # per TP rank (GPU, or NeuronCore group)
     weights_gib_per_device: float
@@ -123,10 +124,10 @@ def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engi
     chip = catalog.chip_of(instance)
     layout = device_layout(engine, chip, instance)
     budget = memory_budget(model, engine, layout, tp, dtype, context_tokens, memory_utilization, kv_cache_dtype)
-    refusal = (architecture_refusal(engine, chip, model) or dtype_refusal(engine, chip, dtype)
-               or kv_cache_dtype_refusal(engine, kv_cache_dtype)
-               or tensor_parallel_refusal(engine, chip, model, tp, layout)
-               or _memory_refusal(model, dtype, tp, layout, context_tokens, budget, engine))
+    engine_refusal = (architecture_refusal(engine, chip, model) or dtype_refusal(engine, chip, dtype)
+                      or kv_cache_dtype_refusal(engine, kv_cache_dtype)
+                      or tensor_parallel_refusal(engine, chip, model, tp, layout))
+    refusal = engine_refusal or _memory_refusal(model, dtype, tp, layout, context_tokens, budget, engine)
     fits = refusal is None
     replicas = layout.units // tp if fits else 0
     price = catalog.usd_per_hour(instance.instance_type, region)
@@ -135,6 +136,7 @@ def fit_one(model: ModelArchitecture, catalog: Catalog, instance: Instance, engi
         instance=instance.instance_type, accelerator=chip.id, engine=engine.id, tp=tp, dtype=dtype.id,
         fits=fits, reason="" if refusal is None else refusal.reason,
         reason_source=None if refusal is None else refusal.source,
+        refused_by="" if refusal is None else "engine" if engine_refusal is not None else "memory",
         replicas_per_instance=replicas,
         device_memory_gib=round(layout.memory_gib_per_unit, 3),
         weights_gib_per_device=round(budget.weights / GIB, 3),

@@ -145,6 +145,30 @@ def poisson(r: ReplicaArrays, rate: Array | float, input_tokens: Array | float, 
         decode=median)
 
 
+@dataclass(frozen=True)
+class LoadPoint:
+    """Steady state at a given number of sequences in flight: the arrival rate it serves and what requests see."""
+
+    rate_per_s: Array
+    ttft_s: Array  # own prefill + M/D/1 wait behind other prompts (mean-value)
+    tpot_s: Array  # NaN for one output token
+    stable: NDArray[np.bool_]  # False where prompts alone would keep the replica busy
+
+
+def load_point(r: ReplicaArrays, active: Array | float, input_tokens: Array | float, output_tokens: Array | float,
+               compiled_batch: Array | float = 0.0) -> LoadPoint:
+    """The Poisson rate that keeps `active` sequences in flight (Little's law), with its TTFT and TPOT."""
+    n = len(r)
+    c, i, o = _column(active, n), _column(input_tokens, n), _column(output_tokens, n)
+    cycle, interleaved, prefill, _ = _cycle(r, c, i, o, _column(compiled_batch, n), samples=8)
+    rate = c / cycle
+    busy = rate * interleaved
+    wait = np.where(busy < 1.0, busy * interleaved / (2.0 * (1.0 - np.minimum(busy, 0.999))), np.inf)
+    ttft = prefill.total_s + wait
+    tpot = _per_request_tpot(cycle + wait, ttft, o)
+    return LoadPoint(rate[:, 0], ttft[:, 0], tpot[:, 0], (busy < 1.0)[:, 0])
+
+
 def smallest_compiled_batch(arrays: ReplicaArrays, rate: float, input_tokens: float, output_tokens: float,
                             max_sequences: int) -> int:
     """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with `rate`."""

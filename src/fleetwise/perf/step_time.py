@@ -61,6 +61,10 @@ class ReplicaArrays:
     def __len__(self) -> int:
         return int(self.tp.shape[0])
 
+    def take(self, rows: NDArray[np.intp]) -> ReplicaArrays:
+        """The configurations at `rows` (repeats allowed), e.g. one per point of a load grid."""
+        return ReplicaArrays(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
+
     def column(self, key: str) -> Array:
         """A field shaped (N, 1) to broadcast against per-configuration batch arrays."""
         value: Array = getattr(self, key)
