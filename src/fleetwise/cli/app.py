@@ -8,7 +8,16 @@ import typer
 from pydantic import ValidationError
 
 from fleetwise import __version__
-from fleetwise.cli import calibrate_cmd, catalog_cmd, fit_cmd, models_cmd, predict_cmd, simulate_cmd, workload_cmd
+from fleetwise.cli import (
+    calibrate_cmd,
+    catalog_cmd,
+    fit_cmd,
+    models_cmd,
+    plan_cmd,
+    predict_cmd,
+    simulate_cmd,
+    workload_cmd,
+)
 from fleetwise.cli.output import err_console
 from fleetwise.errors import FleetwiseError
 
@@ -16,7 +25,9 @@ app = typer.Typer(
     name="fleetwise",
     help=(
         "Plan LLM serving on AWS: Inferentia/Trainium or NVIDIA GPUs, sized and costed with evidence.\n\n"
-        "Start with `fleetwise fit MODEL` to see where a model fits, `fleetwise predict` for its latency, "
+        "`fleetwise plan` answers the main question: the cheapest deployment (Inferentia, GPU or both) that serves "
+        "a model for a workload within latency SLOs, with a report. "
+        "`fleetwise fit MODEL` shows where a model fits, `fleetwise predict` for its latency, "
         "throughput and cost on one replica, `fleetwise catalog` for instances and prices, `fleetwise models` "
         "for the bundled model library. Every command takes --json."
     ),
@@ -28,6 +39,7 @@ app = typer.Typer(
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(workload_cmd.app, name="workload")
+app.command("plan")(plan_cmd.plan_command)
 app.command("fit")(fit_cmd.fit)
 app.command("predict")(predict_cmd.predict_command)
 app.command("simulate")(simulate_cmd.simulate_command)

@@ -1,0 +1,208 @@
+"""The plan as plain data (the `--json` schema) and the recommendation in words."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fleetwise.catalog.catalog import Catalog
+from fleetwise.models.architecture import ModelArchitecture
+from fleetwise.perf.efficiency import CalibrationTable
+from fleetwise.plan.capacity import Rejected
+from fleetwise.plan.costing import HOURS_PER_MONTH, Deployment
+from fleetwise.plan.demand import HOURS, Demand
+from fleetwise.plan.spec import PlanSpec
+from fleetwise.plan.verify import DAY_REQUESTS, DAY_WINDOW_S, Check
+
+SCHEMA_VERSION = 1
+
+
+def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Deployment, check: Check | None,
+             added: int, day: list[Check], ranked: list[dict[str, Any]], rejected: list[Rejected],
+             singles: list[Deployment], mix: Deployment | None, catalog: Catalog,
+             calibration: CalibrationTable) -> dict[str, Any]:
+    """Everything `plan` answers, JSON-ready."""
+    from fleetwise.plan.planner import option_row, pool_row  # the row shapes live with the ranking
+
+    row = option_row(best, check, added, demand)
+    worst_day = [c for c in day if c.requests]
+    ttft = check.ttft_ms_p95 if check is not None else row["predicted"]["ttft_ms_p95"]
+    tpot = check.tpot_ms_p95 if check is not None else row["predicted"]["tpot_ms_p95"]
+    failed = {r.option for r in rejected if r.category == "misses SLO in simulation"}
+    standing = [d for d in singles if d.name not in failed]
+    gpu_only = next((d for d in standing if d.pools[0].option.kind == "gpu"), None)
+    neuron_only = next((d for d in standing if d.pools[0].option.kind == "neuron"), None)
+    recommendation = {
+        "name": best.name, "kind": best.kind, "pools": [pool_row(p) for p in best.pools],
+        "monthly_usd": row["monthly_usd"], "usd_per_million_output_tokens": row["usd_per_million_output_tokens"],
+        "ttft_ms_p95": ttft, "tpot_ms_p95": tpot, "latency_source": "simulated peak hour" if check else "screened",
+        "goodput_peak": check.goodput if check is not None else None,
+        "day_worst_ttft_ms_p95": max((c.ttft_ms_p95 or 0.0 for c in worst_day), default=None),
+        "day_worst_tpot_ms_p95": max((c.tpot_ms_p95 or 0.0 for c in worst_day), default=None),
+        "day_passed": all(c.passed for c in day) if day else None,
+        "replicas_added_in_simulation": added,
+    }
+    comparison = {
+        "best_single_pool": _brief(standing[0]) if standing else None,
+        "best_mix": _brief(mix) if mix is not None else None,
+        "best_gpu_only": _brief(gpu_only), "best_neuron_only": _brief(neuron_only),
+        "savings_vs_gpu_only_pct": _saving(best, gpu_only), "savings_vs_neuron_only_pct": _saving(best, neuron_only),
+        "mix_vs_single_pct": _saving(mix, standing[0]) if mix is not None and standing else None,
+    }
+    recommendation["summary"] = _summary(spec, model, demand, best, recommendation, comparison)
+    counts: dict[str, int] = {}
+    for r in rejected:
+        counts[r.category] = counts.get(r.category, 0) + 1
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "question": _question(spec, model, demand),
+        "recommendation": recommendation,
+        "comparison": comparison,
+        "options": ranked,
+        "rejected": [{"option": r.option, "category": r.category, "reason": r.reason} for r in rejected],
+        "rejected_counts": counts,
+        "schedule": _schedule(best, demand),
+        "buckets": [{"label": label, "share": round(float(s), 4), "prompt_tokens_mean": round(float(p), 1),
+                     "output_tokens_mean": round(float(o), 1)}
+                    for label, s, p, o in zip(demand.buckets.labels, demand.buckets.share,
+                                              demand.buckets.prompt_tokens, demand.buckets.output_tokens, strict=True)],
+        "capacity_curve": _capacity_curve(singles, demand),
+        "verification": {
+            "peak": None if check is None else {**check.__dict__, "window_s": round(demand.peak_window_s, 1),
+                                                "replicas_added": added},
+            "day": [{"hour": h, **c.__dict__} for h, c in enumerate(day)], "day_requests_per_hour": DAY_REQUESTS},
+        "assumptions": _assumptions(spec, demand),
+        "sources": _sources(best, catalog, calibration, model),
+    }
+
+
+def _brief(deployment: Deployment | None) -> dict[str, Any] | None:
+    if deployment is None:
+        return None
+    return {"name": deployment.name, "monthly_usd": round(deployment.monthly_usd, 2)}
+
+
+def _saving(best: Deployment | None, other: Deployment | None) -> float | None:
+    if best is None or other is None or other.monthly_usd <= 0:
+        return None
+    return round((1 - best.monthly_usd / other.monthly_usd) * 100, 2)
+
+
+def _summary(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Deployment,
+             recommendation: dict[str, Any], comparison: dict[str, Any]) -> str:
+    pools = []
+    for pool in best.pools:
+        option = pool.option
+        buying = ", ".join(pool.purchases()) or "on-demand"
+        share = "" if best.kind == "single" else f" for {_share_words(pool.bucket_share, demand)}"
+        low, high = int(pool.replicas.min()), int(pool.replicas.max())
+        count = f"{high} replica{'s' if high > 1 else ''}" if low == high else f"{low}–{high} replicas"
+        pools.append(f"{count} of {option.engine} "
+                     f"TP={option.tp} {option.dtype} on {option.instance} ({int(pool.instances.max())} instance(s) "
+                     f"at the peak, {buying}){share}")
+    parts = [f"Serve {model.name} on " + "; plus ".join(pools) + "."]
+    parts.append(f"Expected p95 TTFT {recommendation['ttft_ms_p95']} ms and TPOT {recommendation['tpot_ms_p95']} ms "
+                 f"at the peak ({recommendation['latency_source']}; SLO {spec.slo.ttft_p95_ms:g} / "
+                 f"{spec.slo.tpot_p95_ms:g} ms), about ${recommendation['monthly_usd']:,.0f} a month "
+                 f"(${recommendation['usd_per_million_output_tokens']} per million output tokens).")
+    for label, key, other in (("GPU-only", "savings_vs_gpu_only_pct", "best_gpu_only"),
+                              ("Inferentia/Trainium-only", "savings_vs_neuron_only_pct", "best_neuron_only")):
+        if comparison[other] is None:
+            parts.append(f"No {label} option meets the SLOs.")
+        elif comparison[other]["name"] != best.name:
+            parts.append(f"That is {comparison[key]:.0f}% less than the best {label} option "
+                         f"({comparison[other]['name']}, ${comparison[other]['monthly_usd']:,.0f}/month).")
+    if best.kind == "mix":
+        parts.append(f"The mix saves {comparison['mix_vs_single_pct']:.0f}% over the best single pool.")
+    elif comparison["best_mix"] is not None and comparison["best_mix"]["name"] != best.name:
+        parts.append("A hybrid mix does not beat it.")
+    if demand.too_long_share > 0:
+        parts.append(f"{demand.too_long_share * 100:.2f}% of requests exceed the model's context and are dropped.")
+    return " ".join(parts)
+
+
+def _share_words(share: np.ndarray, demand: Demand) -> str:
+    taken = [demand.buckets.labels[b] + (f" ({share[b] * 100:.0f}%)" if share[b] < 0.999 else "")
+             for b in range(len(share)) if share[b] > 1e-3]
+    return "; ".join(taken) if len(taken) < len(share) else "all request sizes"
+
+
+def _question(spec: PlanSpec, model: ModelArchitecture, demand: Demand) -> dict[str, Any]:
+    return {
+        "model": model.name, "workload": demand.workload.name,
+        "peak_rate_per_s": round(demand.peak_rate, 4), "mean_rate_per_s": round(float(demand.hourly_rate.mean()), 4),
+        "hourly_rate_per_s": [round(float(r), 4) for r in demand.hourly_rate],
+        "mean_output_tokens": round(demand.mean_output_tokens, 1),
+        "mean_prompt_tokens": round(float(np.mean(demand.peak_requests.prompt_tokens)), 1),
+        "context_tokens": demand.context_tokens,
+        "slo": spec.slo.model_dump(), "region": spec.region, "purchase": list(spec.purchase),
+        "instances": spec.instances or "all", "engines": spec.engines or "default per hardware",
+        "dtypes": spec.dtypes, "traffic_scale": spec.traffic_scale, "prompt_scale": spec.prompt_scale,
+        "spot_price_scale": spec.spot_price_scale,
+    }
+
+
+def _schedule(best: Deployment, demand: Demand) -> list[dict[str, Any]]:
+    hourly = best.hourly_usd()
+    rows = []
+    for hour in range(HOURS):
+        rows.append({
+            "hour": hour, "rate_per_s": round(float(demand.hourly_rate[hour]), 4), "usd": round(float(hourly[hour]), 4),
+            "pools": [{"name": p.option.name, "replicas": int(p.replicas[hour]), "instances": int(p.instances[hour]),
+                       "on_demand": int(p.on_demand[hour]), "spot": int(p.spot[hour]), "reserved": p.reserved}
+                      for p in best.pools]})
+    return rows
+
+
+def _capacity_curve(singles: list[Deployment], demand: Demand) -> list[dict[str, Any]]:
+    """Max request rate within the SLO per replica and per instance: the cheapest single pools and each kind's best."""
+    shown = singles[:12]
+    for kind in ("gpu", "neuron"):  # the best of each kind, even when it ranks far down
+        shown += [d for d in singles if d.pools[0].option.kind == kind and d not in shown][:3]
+    rows = []
+    for deployment in shown:
+        option = deployment.pools[0].option
+        per_replica = 1.0 / float(np.sum(demand.buckets.share / option.capacity))
+        price = option.prices.get("on-demand") or option.prices.get("spot")
+        per_instance = per_replica * option.replicas_per_instance
+        rows.append({"name": option.name, "kind": option.kind, "max_rate_per_replica": round(per_replica, 4),
+                     "max_rate_per_instance": round(per_instance, 4),
+                     "max_rate_per_usd_hour": round(per_instance / price, 4) if price else None})
+    return rows
+
+
+def _assumptions(spec: PlanSpec, demand: Demand) -> list[str]:
+    return [
+        f"SLOs: p95 TTFT ≤ {spec.slo.ttft_p95_ms:g} ms, p95 TPOT ≤ {spec.slo.tpot_p95_ms:g} ms "
+        "(defaults are chosen chat targets, not measurements)",
+        f"screening holds each option's mean-value latency to {spec.latency_headroom:g} × each SLO; finalists are "
+        f"then checked at p95 in the simulator on {demand.peak_window_s:,.0f} s of peak-hour traffic and replicas "
+        "added until they pass",
+        f"the day is checked on about {DAY_REQUESTS} requests ({DAY_WINDOW_S[0]:g}–{DAY_WINDOW_S[1]:g} s) of every "
+        "hour's traffic at that hour's replica count; an hour that misses gets replicas added",
+        f"launch to serving {spec.startup_s:g} s (+ {spec.compile_s:g} s Neuron compile): capacity for an hour is "
+        "launched that much earlier and paid from launch (your value: --startup-s / --compile-s)",
+        f"spot: {spec.spot_interruptions_per_hour:g} interruptions per instance-hour (a stress value, not a measured "
+        f"rate), at most {spec.spot_max_share:.0%} of each hour's non-reserved instances, spares for instances being "
+        "replaced; the rest on-demand",
+        "reserved: the always-on base, as many instances as are busy at least the break-even share of hours "
+        "(reserved price ÷ on-demand price)",
+        f"a month is {HOURS_PER_MONTH:g} hours (365 × 24 / 12); whole instances are bought",
+        "requests are routed by size bucket in the shares the mix chooses; the screening ignores prefix caching "
+        "(the simulator includes it)",
+        f"workload {demand.workload.name}: rates and lengths measured on generated requests "
+        f"(seed {demand.workload.seed})",
+    ]
+
+
+def _sources(best: Deployment, catalog: Catalog, calibration: CalibrationTable,
+             model: ModelArchitecture) -> list[dict[str, str]]:
+    rows = [{"what": "calibration", "source": calibration.path or "bundled"},
+            {"what": "model config", "source": getattr(model, "source", None) or model.name},
+            {"what": "catalog files", "source": ", ".join(catalog.files) or "bundled"}]
+    for pool in best.pools:
+        for purchase, source in pool.option.price_sources.items():
+            if source:
+                rows.append({"what": f"{pool.option.instance} {purchase} price", "source": source})
+    return rows

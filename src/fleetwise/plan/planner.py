@@ -1,0 +1,252 @@
+"""`plan()`: search deployments for a model and workload under SLOs, verify the finalists, and explain the answer.
+
+1. demand: hourly rates and request-size buckets of the workload;
+2. options: every fitting shape (instance × engine × TP × dtype × batch setting) with its per-replica capacity per
+   bucket within the screening target (vectorised perf model); the rest rejected with a reason;
+3. single pools: each option sized per hour and bought (reserved base, spot share, on-demand), ranked by cost;
+4. mix: Mélange's integer program over the shortlisted options (HiGHS), compared with the best single pool;
+5. verification: the finalists and the mix in the simulator at the peak hour (replicas added until p95 holds),
+   the recommendation hour by hour over the day.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fleetwise.catalog.catalog import Catalog, load_catalog
+from fleetwise.errors import FleetwiseError
+from fleetwise.models.architecture import ModelArchitecture
+from fleetwise.models.library import load_model
+from fleetwise.perf.efficiency import CalibrationTable, load_calibration
+from fleetwise.plan.capacity import Option, Rejected, build_options
+from fleetwise.plan.costing import Deployment, plan_pool
+from fleetwise.plan.demand import HOURS, Demand, build_demand
+from fleetwise.plan.explain import describe
+from fleetwise.plan.mix import shortlist, solve_mix
+from fleetwise.plan.spec import PlanSpec, parse_what_if
+from fleetwise.plan.verify import Check, verify_day, verify_peak
+
+Progress = Callable[[str, float], None]  # (stage, fraction done)
+EXTRA_FINALISTS = 4  # beyond spec.finalists, verified only while they could still undercut the best passing one
+SINGLES_OFFERED = 3  # the cheapest single pools are always among the options the mix solver may combine
+
+
+def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | None = None) -> dict[str, Any]:
+    """Answer `spec`: the recommendation, ranked options, rejections with reasons, schedule, costs, what-ifs."""
+    started = time.perf_counter()
+    report = progress or (lambda stage, done: None)
+    catalog = catalog or load_catalog(spec.catalog)
+    catalog.check_region(spec.region)
+    calibration = load_calibration(spec.calibration)
+    model = load_model(spec.model)
+    report("demand", 0.05)
+    demand = build_demand(spec, model)
+    report("options", 0.1)
+    options, rejected = build_options(spec, model, demand, catalog, calibration)
+    rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]  # (24, B)
+    singles, slow = _single_pools(spec, options, rates)
+    rejected += slow
+    if not singles:
+        raise FleetwiseError(_nothing_left(spec, rejected))
+    report("mix", 0.3)
+    mix = _best_mix(spec, options, rates, [d.pools[0].option for d in singles[:SINGLES_OFFERED]])
+    report("verify", 0.4)
+    checked = _verify(spec, model, demand, singles, mix, catalog, calibration, report)
+    singles = sorted([next((d for d, _, _ in checked if _same(d, s)), s) for s in singles],
+                     key=lambda d: d.monthly_usd)  # verified costs (replicas added) replace screened ones
+    passing = [c for c in checked if c[1] is None or c[1].passed]
+    for failed, failed_check, _ in checked:
+        if failed_check is not None and not failed_check.passed:
+            rejected.append(Rejected(failed.name, "misses SLO in simulation",
+                                     f"p95 TTFT {failed_check.ttft_ms_p95} ms, TPOT {failed_check.tpot_ms_p95} ms at "
+                                     "the peak hour "
+                                     "even with replicas added"))
+    if not passing:
+        raise FleetwiseError("every finalist misses the SLOs in simulation; relax the SLOs or allow more shapes")
+    best, best_check, added = min(passing, key=lambda c: c[0].monthly_usd)
+    day: list[Check] = []
+    if spec.verify:
+        report("day", 0.85)
+        best, day = verify_day(spec, model, best, demand, catalog, calibration)
+    ranked = _ranked(spec, singles, checked, best, demand)
+    rejected += [Rejected(r["name"], "costs more", f"${r['monthly_usd'] - best.monthly_usd:,.0f}/month more than the "
+                          f"recommendation (+{(r['monthly_usd'] / best.monthly_usd - 1) * 100:,.0f}%)")
+                 for r in ranked if r["name"] != best.name and r["monthly_usd"] >= best.monthly_usd]
+    result = describe(spec, model, demand, best, best_check, added, day, ranked, rejected, singles, mix, catalog,
+                      calibration)
+    result["what_if"] = [_what_if(spec, change, result, catalog) for change in spec.what_if]
+    result["timing_s"] = round(time.perf_counter() - started, 3)
+    report("done", 1.0)
+    return result
+
+
+def _verify(spec: PlanSpec, model: ModelArchitecture, demand: Demand, singles: list[Deployment],
+            mix: Deployment | None, catalog: Catalog, calibration: CalibrationTable,
+            report: Progress) -> list[tuple[Deployment, Check | None, int]]:
+    """Simulate the cheapest options (and the mix) at the peak until no unverified option could still be cheaper.
+
+    Verification only adds replicas, so once the cheapest passing option costs less than the next screened
+    one, the search can stop; `spec.finalists` options are checked at least, a few more at most.
+    """
+    queue = singles[: spec.finalists + EXTRA_FINALISTS if spec.verify else spec.finalists]
+    if mix is not None and not any(_same(mix, d) for d in queue):
+        queue.append(mix)
+    if not spec.verify:
+        return [(d, None, 0) for d in queue]
+    checked: list[tuple[Deployment, Check | None, int]] = []
+    cheapest_passing = float("inf")
+    for i, deployment in enumerate(queue):
+        is_mix = deployment is mix
+        if not is_mix and i >= spec.finalists and deployment.monthly_usd >= cheapest_passing:
+            continue
+        grown, check, added = verify_peak(spec, model, deployment, demand, catalog, calibration)
+        checked.append((grown, check, added))
+        if check.passed:
+            cheapest_passing = min(cheapest_passing, grown.monthly_usd)
+        report("verify", 0.4 + 0.4 * (i + 1) / len(queue))
+    return checked
+
+
+def _single_pools(spec: PlanSpec, options: list[Option], rates: np.ndarray) -> tuple[list[Deployment], list[Rejected]]:
+    """Every shape as one pool, its cheapest batch setting, ranked by monthly cost; shapes that miss the SLO."""
+    best: dict[str, Deployment] = {}
+    misses: dict[str, Option] = {}
+    serves = rates.sum(axis=0) > 0
+    for option in options:
+        if (option.capacity[serves] <= 0).any():
+            misses.setdefault(option.shape, option)
+            continue
+        deployment = Deployment([plan_pool(spec, option, rates, np.ones(rates.shape[1]))], "single")
+        current = best.get(option.shape)
+        if current is None or deployment.monthly_usd < current.monthly_usd:
+            best[option.shape] = deployment
+    rejected = [Rejected(shape, "misses SLO", option.slo_miss) for shape, option in misses.items()
+                if shape not in best]
+    return sorted(best.values(), key=lambda d: d.monthly_usd), rejected
+
+
+def _best_mix(spec: PlanSpec, options: list[Option], rates: np.ndarray,
+              best_singles: list[Option]) -> Deployment | None:
+    """Mélange's mix over the day's hourly loads, bought hour by hour like a single pool.
+
+    The solver prices instances linearly; spot counts are whole instances and spot spares come on top, so it is
+    solved twice (on-demand prices, and on-demand blended with the allowed spot share) and the mix that is
+    cheaper once really bought is kept.
+    """
+    peak_hour = int(np.argmax(rates.sum(axis=1)))
+    spot_shares = {0.0 if "on-demand" in spec.purchase else 1.0}
+    if "spot" in spec.purchase and "on-demand" in spec.purchase:
+        spot_shares.add(spec.spot_max_share)
+    mixes = []
+    for spot_share in sorted(spot_shares):
+        offered = shortlist(options, rates[peak_hour], spot_share)
+        offered += [o for o in best_singles if all(o is not x for x in offered)]
+        chosen = solve_mix(offered, rates, spot_share)
+        if chosen:
+            total = np.sum([share for _, share, _ in chosen], axis=0)
+            mixes.append(Deployment([plan_pool(spec, option, rates, share / np.maximum(total, 1e-12))
+                                     for option, share, _ in chosen], "mix"))
+    return min(mixes, key=lambda d: d.monthly_usd, default=None)
+
+
+def _same(a: Deployment, b: Deployment) -> bool:
+    return [p.option.name for p in a.pools] == [p.option.name for p in b.pools]
+
+
+def _ranked(spec: PlanSpec, singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]],
+            best: Deployment, demand: Demand) -> list[dict[str, Any]]:
+    """Options ranked by monthly cost: verified finalists with their simulated p95, the rest as screened."""
+    by_name = {d.name: (d, c, a) for d, c, a in checked}
+    rows: list[dict[str, Any]] = []
+    for deployment in [*(d for d, _, _ in checked), *singles]:
+        if any(r["name"] == deployment.name for r in rows):
+            continue
+        deployment, check, added = by_name.get(deployment.name, (deployment, None, 0))
+        if deployment.name == best.name:
+            deployment = best
+        rows.append(option_row(deployment, check, added, demand))
+    rows.sort(key=lambda r: (r["verified"] is not None and not r["verified"]["passed"], r["monthly_usd"]))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def option_row(deployment: Deployment, check: Check | None, added: int, demand: Demand) -> dict[str, Any]:
+    """One ranked option as plain data."""
+    rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
+    peak = int(np.argmax(rates.sum(axis=1)))
+    ttft, tpot = 0.0, 0.0
+    for pool in deployment.pools:
+        pool_ttft, pool_tpot = pool.option.latency_at(rates[peak] * pool.bucket_share, int(pool.replicas[peak]))
+        ttft, tpot = max(ttft, pool_ttft), max(tpot, pool_tpot)
+    tokens = float(demand.hourly_rate.sum()) * 3600.0 * demand.mean_output_tokens * 365 / 12
+    return {
+        "name": deployment.name, "kind": deployment.kind,
+        "hardware": sorted({p.option.kind for p in deployment.pools}),
+        "pools": [pool_row(p) for p in deployment.pools],
+        "monthly_usd": round(deployment.monthly_usd, 2),
+        "usd_per_million_output_tokens": round(deployment.monthly_usd / tokens * 1e6, 4) if tokens > 0 else None,
+        "predicted": {"ttft_ms_p95": round(ttft * 1e3, 2), "tpot_ms_p95": round(tpot * 1e3, 3)},
+        "verified": None if check is None else {
+            "ttft_ms_p95": check.ttft_ms_p95, "tpot_ms_p95": check.tpot_ms_p95, "goodput": check.goodput,
+            "requests": check.requests, "passed": check.passed, "replicas_added": added},
+    }
+
+
+def pool_row(pool: Any) -> dict[str, Any]:
+    """One pool of an option as plain data (the JSON schema's `pools` entries)."""
+    option = pool.option
+    return {
+        "instance": option.instance, "accelerator": option.accelerator, "kind": option.kind, "tp": option.tp,
+        "dtype": option.dtype, "engine": option.engine, "max_seqs": option.max_seqs, "compiled_batch": option.compiled,
+        "replicas_peak": int(pool.replicas.max()), "replicas_min": int(pool.replicas.min()),
+        "instances_peak": int(pool.instances.max()), "instances_min": int(pool.instances.min()),
+        "replicas_per_instance": option.replicas_per_instance,
+        "purchase": pool.purchases(), "reserved_instances": pool.reserved, "reserved_term": pool.reserved_term,
+        "spot_instances_peak": int(pool.spot.max()), "spot_spares_peak": int(pool.spot_spares.max()),
+        "on_demand_instances_peak": int(pool.on_demand.max()),
+        "monthly_usd": round(pool.monthly_usd, 2),
+        "cost_by_purchase_monthly_usd": {k: round(v, 2) for k, v in pool.cost_by_purchase.items()},
+        "break_even_utilization": pool.break_even,
+        "bucket_share": [round(float(x), 4) for x in pool.bucket_share],
+        "capacity_rps_per_replica": [round(float(x), 4) for x in option.capacity],
+        "calibrated": option.calibrated,
+        "prices_usd_per_instance_hour": option.prices, "price_sources": option.price_sources,
+        "notes": pool.notes,
+    }
+
+
+def _what_if(spec: PlanSpec, change: str, base: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+    """Re-plan with one change (traffic, prompt length or spot price scaled) and say what moved."""
+    field, factor = parse_what_if(change)
+    changed = spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1)
+    try:
+        other = plan(changed, catalog=catalog)
+    except FleetwiseError as exc:
+        return {"change": change, "error": str(exc)}
+    now, then = base["recommendation"], other["recommendation"]
+    return {
+        "change": change, "recommendation": then["name"], "pools": then["pools"],
+        "monthly_usd": then["monthly_usd"], "usd_per_million_output_tokens": then["usd_per_million_output_tokens"],
+        "ttft_ms_p95": then["ttft_ms_p95"], "tpot_ms_p95": then["tpot_ms_p95"],
+        "delta_monthly_usd": round(then["monthly_usd"] - now["monthly_usd"], 2),
+        "delta_pct": round((then["monthly_usd"] / now["monthly_usd"] - 1) * 100, 2) if now["monthly_usd"] else None,
+        "same_deployment": then["name"] == now["name"],
+    }
+
+
+def _nothing_left(spec: PlanSpec, rejected: list[Rejected]) -> str:
+    counts: dict[str, int] = {}
+    for r in rejected:
+        counts[r.category] = counts.get(r.category, 0) + 1
+    summary = ", ".join(f"{n} {category}" for category, n in counts.items()) or "no shapes in the selection"
+    closest = next((r for r in rejected if r.category == "misses SLO"), None)
+    hint = f"; closest: {closest.option}: {closest.reason}" if closest else ""
+    return f"no option serves {spec.model} within the SLOs ({summary}){hint}"
+
+
+__all__ = ["HOURS", "option_row", "plan", "pool_row"]

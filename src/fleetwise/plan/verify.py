@@ -1,0 +1,190 @@
+"""Check a screened deployment in the serving simulator, and add replicas where its p95 misses the SLO.
+
+The peak hour: `demand.peak_requests` (a window of the busiest hour's traffic) through each pool at its peak
+replica count, each pool taking its share of each bucket (requests assigned at random in those shares, as a
+size-aware router would). The day: a short window of every hour's traffic at that hour's replica count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from fleetwise.catalog.catalog import Catalog
+from fleetwise.models.architecture import ModelArchitecture
+from fleetwise.perf.efficiency import CalibrationTable
+from fleetwise.plan.costing import Deployment, PoolPlan, plan_pool
+from fleetwise.plan.demand import HOURS, Demand
+from fleetwise.plan.spec import PlanSpec
+from fleetwise.sim.fleet import Router, run_pool
+from fleetwise.sim.pool import PoolSpec
+from fleetwise.workload.requests import Requests, generate
+
+# Round-robin: only the chosen replica advances per arrival, so big pools simulate fast; with identical replicas
+# it balances a little worse than least-outstanding, so a deployment that passes here has margin.
+VERIFY_ROUTER: Router = "round-robin"
+MAX_REPAIRS = 4  # rounds of adding replicas before a deployment is declared to miss the SLO in simulation
+DAY_REQUESTS = 500  # requests simulated per hour of the day (about), in a window of DAY_WINDOW_S seconds
+DAY_WINDOW_S = (60.0, 900.0)  # at least, at most
+
+
+@dataclass(frozen=True)
+class Check:
+    """Simulated p95 latency of a deployment on some traffic, and whether it holds the SLOs."""
+
+    ttft_ms_p95: float | None
+    tpot_ms_p95: float | None
+    goodput: float  # share of requests meeting both SLOs
+    requests: int
+    passed: bool
+
+
+def _subset(requests: Requests, keep: np.ndarray) -> Requests:
+    return Requests(requests.arrival_s[keep], requests.prompt_tokens[keep], requests.output_tokens[keep],
+                    requests.prefix_id[keep], requests.prefix_tokens[keep], requests.sessions[keep])
+
+
+def _assign(pools: list[PoolPlan], requests: Requests, bucket_of: np.ndarray, seed: int) -> np.ndarray:
+    """Pool index of every request, drawn in each bucket's shares."""
+    if len(pools) == 1:
+        return np.zeros(len(requests), dtype=np.int64)
+    shares = np.array([p.bucket_share for p in pools])  # (P, B)
+    shares = shares / np.maximum(shares.sum(axis=0, keepdims=True), 1e-12)
+    cumulative = np.cumsum(shares[:, bucket_of], axis=0)  # (P, N)
+    draw = np.random.default_rng(seed).random(len(requests))
+    return np.asarray(np.minimum((draw[None, :] > cumulative).sum(axis=0), len(pools) - 1), dtype=np.int64)
+
+
+def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], replicas: list[int],
+             requests: Requests, bucket_of: np.ndarray, catalog: Catalog,
+             calibration: CalibrationTable) -> tuple[Check, list[Check]]:
+    """Run each pool on its share of `requests`; the whole deployment's check and each pool's."""
+    owner = _assign(pools, requests, bucket_of, seed=len(requests))
+    ttft_all, tpot_all, per_pool = [], [], []
+    for index, (pool, count) in enumerate(zip(pools, replicas, strict=True)):
+        mine = _subset(requests, owner == index)
+        if not len(mine):
+            per_pool.append(Check(None, None, 1.0, 0, True))
+            continue
+        option = pool.option
+        pool_spec = PoolSpec(model=model, hardware=option.instance, tp=option.tp, dtype=option.dtype,
+                             engine=option.engine, replicas=count, max_seqs=option.max_seqs, region=spec.region)
+        run = run_pool(pool_spec, mine, catalog, calibration, router=VERIFY_ROUTER)
+        ttft, tpot = _latencies(run.log.first_token_s, run.log.finish_s, mine)
+        ttft_all.append(ttft)
+        tpot_all.append(tpot)
+        per_pool.append(_check(spec, ttft, tpot))
+    whole = _check(spec, np.concatenate(ttft_all) if ttft_all else np.array([]),
+                   np.concatenate(tpot_all) if tpot_all else np.array([]))
+    return whole, per_pool
+
+
+def _latencies(first_token_s: np.ndarray, finish_s: np.ndarray, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
+    ttft = first_token_s - requests.arrival_s  # inf for a dropped request: it misses every SLO
+    outputs = requests.output_tokens.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(outputs > 1, (finish_s - first_token_s) / (outputs - 1), np.nan)
+    return np.where(np.isfinite(ttft), ttft, np.inf), tpot
+
+
+def _check(spec: PlanSpec, ttft: np.ndarray, tpot: np.ndarray) -> Check:
+    if not ttft.size:
+        return Check(None, None, 1.0, 0, True)
+    ttft_p95 = float(np.percentile(ttft, 95)) * 1e3
+    has_tpot = np.isfinite(tpot)
+    tpot_p95 = float(np.percentile(tpot[has_tpot], 95)) * 1e3 if has_tpot.any() else None
+    meets = (ttft * 1e3 <= spec.slo.ttft_p95_ms) & ~(tpot * 1e3 > spec.slo.tpot_p95_ms)
+    passed = ttft_p95 <= spec.slo.ttft_p95_ms and (tpot_p95 is None or tpot_p95 <= spec.slo.tpot_p95_ms)
+    return Check(round(ttft_p95, 2) if math.isfinite(ttft_p95) else None,
+                 None if tpot_p95 is None else round(tpot_p95, 3), round(float(meets.mean()), 5), int(ttft.size),
+                 passed)
+
+
+def verify_peak(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment, demand: Demand,
+                catalog: Catalog, calibration: CalibrationTable) -> tuple[Deployment, Check, int]:
+    """Simulate the peak window; add replicas to the worst pool until p95 holds. The deployment, check, added."""
+    pools = deployment.pools
+    peak = [int(p.replicas.max()) for p in pools]
+    added = 0
+    for _ in range(MAX_REPAIRS + 1):
+        whole, per_pool = simulate(spec, model, pools, peak, demand.peak_requests, demand.buckets.of_request,
+                                   catalog, calibration)
+        if whole.passed:
+            break
+        worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
+        extra = max(1, math.ceil(0.1 * peak[worst]))
+        peak[worst] += extra
+        added += extra
+    if added:  # scale every hour of a grown pool like its peak
+        rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
+        grown = []
+        for pool, count in zip(pools, peak, strict=True):
+            factor = count / int(pool.replicas.max())
+            replicas = np.maximum(np.ceil(pool.replicas * factor - 1e-9), 1).astype(np.int64)
+            grown.append(plan_pool(spec, pool.option, rates, pool.bucket_share, replicas))
+        deployment = Deployment(grown, deployment.kind)
+    return deployment, whole, added
+
+
+def _excess(spec: PlanSpec, check: Check) -> float:
+    ttft = (check.ttft_ms_p95 or math.inf) / spec.slo.ttft_p95_ms if check.requests else 0.0
+    tpot = (check.tpot_ms_p95 or 0.0) / spec.slo.tpot_p95_ms
+    return max(ttft, tpot)
+
+
+def verify_day(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment, demand: Demand,
+               catalog: Catalog, calibration: CalibrationTable) -> tuple[Deployment, list[Check]]:
+    """Simulate a window of every hour at its replica counts; add a replica to an hour that misses.
+
+    Hours with the same load and the same replicas are simulated once (a flat workload: one run for the day).
+    """
+    workload = demand.workload
+    profile = workload.arrivals.hourly_profile or [1.0] * HOURS
+    pools = deployment.pools
+    checks: list[Check] = []
+    seen: dict[tuple[float, tuple[int, ...]], tuple[Check, list[int]]] = {}
+    changed = False
+    for hour in range(HOURS):
+        counts = [int(p.replicas[hour]) for p in pools]
+        key = (float(profile[hour]), tuple(counts))
+        if profile[hour] <= 0:
+            checks.append(Check(None, None, 1.0, 0, True))
+            continue
+        if key not in seen:
+            seen[key] = _check_hour(spec, model, pools, counts, demand, hour, catalog, calibration)
+        check, repaired = seen[key]
+        for pool, count in zip(pools, repaired, strict=True):
+            if count != pool.replicas[hour]:
+                pool.replicas[hour] = count
+                changed = True
+        checks.append(check)
+    if changed:
+        rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
+        deployment = Deployment([plan_pool(spec, p.option, rates, p.bucket_share, p.replicas) for p in pools],
+                                deployment.kind)
+    return deployment, checks
+
+
+def _check_hour(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], counts: list[int], demand: Demand,
+                hour: int, catalog: Catalog, calibration: CalibrationTable) -> tuple[Check, list[int]]:
+    """One hour's window through the pools, with replicas added (up to MAX_REPAIRS) until it passes."""
+    workload = demand.workload
+    profile = workload.arrivals.hourly_profile or [1.0] * HOURS
+    seconds = min(max(DAY_REQUESTS / float(demand.hourly_rate[hour]), DAY_WINDOW_S[0]), DAY_WINDOW_S[1])
+    window = workload.replace(duration_s=seconds, seed=workload.seed + hour + 1,
+                              arrivals={**workload.arrivals.model_dump(), "hourly_profile": None,
+                                        "rate_per_s": workload.arrivals.rate_per_s * profile[hour]})
+    requests = generate(window)
+    if len(requests) < 1:
+        return Check(None, None, 1.0, 0, True), counts
+    bucket_of = demand.buckets.classify(requests)
+    counts = list(counts)
+    for _ in range(MAX_REPAIRS):
+        whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration)
+        if whole.passed:
+            break
+        worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
+        counts[worst] += 1
+    return whole, counts
