@@ -293,3 +293,40 @@ def test_workload_generate_reports_an_unwritable_output(isolated_home: Path) -> 
     out = run("workload", "generate", "chat-diurnal", "--duration", "60", "-o",
               str(isolated_home / "missing" / "trace.csv"), home=isolated_home)
     assert out.returncode == 2 and "cannot write the trace" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_plan_with_no_arguments_writes_the_report_and_json(isolated_home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "FLEETWISE_HOME": str(isolated_home), "COLUMNS": "200"}
+    out = subprocess.run([sys.executable, "-m", "fleetwise.cli.app", "plan", "--json"], capture_output=True,
+                         text=True, env=env, timeout=120, check=False, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result) >= {"recommendation", "options", "rejected", "schedule", "what_if", "assumptions", "sources"}
+    assert (tmp_path / "fleetwise-plan.html").read_text().startswith("<!DOCTYPE html>")
+    assert result["report"].endswith("fleetwise-plan.html")
+
+
+def test_plan_table_output_explains_the_answer(isolated_home: Path, tmp_path: Path) -> None:
+    out = run("plan", "--model", "Llama-3.1-8B-Instruct", "--rate", "4", "-i", "800", "-o", "200", "--instances",
+              "inf2,g6e", "--slo", "ttft_p95=1500ms", "--purchase", "on-demand", "--what-if", "traffic=2x",
+              "--report", str(tmp_path / "r.html"), home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    for text in ("Recommendation", "Top options", "Rejected", "What if traffic=2x", "r.html"):
+        assert text in out.stdout
+    assert "spot" not in out.stdout.split("Rejected")[0].lower()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("plan", "--slo", "ttft=1"), "not understood"),
+    (("plan", "--instances", "g7x"), "g7x"),
+    (("plan", "--purchase", "reserved-1y"), "reserved capacity covers only"),
+    (("plan", "--what-if", "traffic=two"), "not understood"),
+    (("plan", "--rate", "3"), "needs input_tokens"),
+    (("plan", "--model", "no-such-model"), "no-such-model"),
+    (("plan", "missing-plan.yaml"), "missing-plan.yaml"),
+])
+def test_plan_input_errors_exit_2_with_one_line(isolated_home: Path, args: tuple[str, ...], message: str) -> None:
+    out = run(*args, "--no-report", home=isolated_home)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert message in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) <= 2
