@@ -330,3 +330,26 @@ def test_plan_input_errors_exit_2_with_one_line(isolated_home: Path, args: tuple
     assert out.returncode == 2, out.stdout + out.stderr
     assert message in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (("plan", "--slo", "ttft_p95=1.2.3ms"), "not understood"),
+    (("plan", "--rate", "1", "-i", "200000", "-o", "100"), "131,072-token context"),
+])
+def test_plan_rejects_malformed_numbers_and_impossible_lengths(isolated_home: Path, args: tuple[str, ...],
+                                                                message: str) -> None:
+    out = run(*args, "--no-report", home=isolated_home)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_plan_file_fields_are_overridden_one_by_one(isolated_home: Path, tmp_path: Path) -> None:
+    plan_file = tmp_path / "plan.yaml"
+    plan_file.write_text("rate_per_s: 2\ninput_tokens: 300\noutput_tokens: 50\ninstances: [g6e]\n"
+                         "purchase: [on-demand]\n")
+    out = run("plan", str(plan_file), "-i", "600", "--no-verify", "--no-report", "--json",
+              "--what-if", "traffic=100000x", home=isolated_home)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["question"]["mean_prompt_tokens"] == 600.0  # -i replaced the file's 300; rate and -o kept
+    assert result["question"]["peak_rate_per_s"] == pytest.approx(2.0, rel=0.15)
+    assert "error" in result["what_if"][0]  # an impossible what-if is reported, the plan still answers

@@ -39,7 +39,7 @@ app = typer.Typer(
 app.add_typer(catalog_cmd.app, name="catalog")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(workload_cmd.app, name="workload")
-app.command("plan")(plan_cmd.plan_command)
+app.command("plan", help=plan_cmd.PLAN_HELP)(plan_cmd.plan_command)
 app.command("fit")(fit_cmd.fit)
 app.command("predict")(predict_cmd.predict_command)
 app.command("simulate")(simulate_cmd.simulate_command)

@@ -14,6 +14,15 @@ from fleetwise.plan import PlanSpec, load_plan_file, parse_slo, plan
 from fleetwise.plan.report import write_report
 
 DEFAULT_REPORT = "fleetwise-plan.html"
+PLAN_HELP = (
+    "Find the cheapest way to serve a model for a workload within p95 latency SLOs: Inferentia, GPU, or both.\n\n"
+    "Searches instance × TP × dtype × engine × batch settings, sizes each option per hour of the day, buys it "
+    "on-demand, spot or reserved, solves a Mélange mix of pools over request sizes, verifies the finalists in the "
+    "serving simulator, and explains every rejection.\n\n"
+    "With no arguments it plans Llama-3.1-8B for the bundled chat-diurnal workload and writes "
+    "fleetwise-plan.html. Example: fleetwise plan -m meta-llama/Llama-3.1-70B-Instruct --slo ttft_p95=800ms "
+    "--instances inf2,p4d,p5 --what-if traffic=2x"
+)
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -64,13 +73,7 @@ def plan_command(
     top: int = typer.Option(10, "--top", help="Ranked options to print."),
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON (the stable schema)."),
 ) -> None:
-    """Find the cheapest way to serve a model for a workload within p95 latency SLOs: Inferentia, GPU, or both.
-
-    Searches instance × TP × dtype × engine × batch settings, sizes each option per hour of the day, buys it
-    on-demand, spot or reserved, solves a Mélange mix of pools over request sizes, verifies the finalists in the
-    serving simulator, and explains every rejection. With no arguments it plans Llama-3.1-8B for the bundled
-    chat-diurnal workload and writes fleetwise-plan.html.
-    """
+    """Find the cheapest way to serve a model for a workload within p95 latency SLOs (see PLAN_HELP)."""
     spec = load_plan_file(plan_file) if plan_file is not None else PlanSpec()
     changes: dict[str, Any] = {}
     for key, value in (("model", model), ("region", region), ("startup_s", startup_s), ("compile_s", compile_s),
@@ -80,8 +83,9 @@ def plan_command(
             changes[key] = value
     if workload is not None:
         changes.update(workload=workload, rate_per_s=None, input_tokens=None, output_tokens=None)
-    if rate is not None or input_tokens is not None or output_tokens is not None:
-        changes.update(rate_per_s=rate, input_tokens=input_tokens, output_tokens=output_tokens)
+    for key, value in (("rate_per_s", rate), ("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+        if value is not None:
+            changes[key] = value
     if slo:
         changes["slo"] = {**spec.slo.model_dump(), **dict(parse_slo(s) for s in slo)}
     for key, values in (("purchase", purchase), ("instances", instances), ("engines", engines), ("dtypes", dtypes),
@@ -121,7 +125,7 @@ def _print(result: dict[str, Any], top: int) -> None:
     rec = result["recommendation"]
     console.print("[bold]Recommendation[/]")
     console.print(rec["summary"], soft_wrap=False)
-    ranked = table(f"\nTop options (of {len(result['options'])} that meet the SLOs)",
+    ranked = table(f"\nTop options (of {len(result['options'])} that pass screening; simulated ones as checked)",
                    [("#", "right"), ("option", "left"), ("USD/month", "right"), ("$/M out tok", "right"),
                     ("p95 TTFT ms", "right"), ("p95 TPOT ms", "right"), ("checked", "left")])
     for row in result["options"][:top]:

@@ -105,8 +105,8 @@ def stacked(chart_id: str, title: str, x_label: str, y_label: str, labels: Seque
                          f'width="{slot * 0.8:.1f}" height="{max(height, 0.0):.1f}" fill="{colour}">'
                          f'<title>{escape(tip)}</title></rect>')
         if name:
-            parts.append(f'<rect x="{WIDTH - RIGHT - 190}" y="{TOP + 14 * s}" width="10" height="10" '
-                         f'fill="{PALETTE[s % len(PALETTE)]}"/><text x="{WIDTH - RIGHT - 175}" y="{TOP + 9 + 14 * s}" '
-                         f'font-size="11">{escape(name[:30])}</text>')
+            parts.append(f'<rect x="{WIDTH - RIGHT - 290}" y="{TOP + 14 * s}" width="10" height="10" '
+                         f'fill="{PALETTE[s % len(PALETTE)]}"/><text x="{WIDTH - RIGHT - 275}" y="{TOP + 9 + 14 * s}" '
+                         f'font-size="11">{escape(name[:48])}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

@@ -4,11 +4,11 @@
   instances are bought (a p5.48xlarge carries eight TP=1 replicas).
 - Cold starts: capacity for the next hour is launched `lead_s` (start-up, plus Neuron compile unless cached) before
   the hour begins and is paid from launch, so it is serving when the load rises.
-- Reserved: the always-on base, as many instances as stay busy at least the break-even share of hours
-  (reserved price / on-demand price), priced for every hour.
+- Reserved: the always-on base, priced for every hour; how many is chosen with the rest (an instance busy less
+  than the break-even share of hours, reserved price / on-demand price, is cheaper on demand or spot).
 - Spot: up to `spot_max_share` of the rest of each hour's instances, plus spares for the instances expected to be
-  down at once (interruptions per hour × replacement time); the remainder stays on-demand to hold the SLO. Spot is
-  used only where it makes the day cheaper.
+  down at once (interruptions per hour × launch delay, rounded up); the remainder stays on-demand to hold the SLO.
+- The pool takes the cheapest of these combinations over the day (every reserved count, spot or not).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def plan_pool(spec: PlanSpec, option: Option, bucket_rates: np.ndarray, share: n
               replicas: np.ndarray | None = None) -> PoolPlan:
     """Size and buy one pool for `share` of each bucket of `bucket_rates` (24, B); `replicas` overrides sizing."""
     routed = bucket_rates * share[None, :]
-    need = replicas if replicas is not None else replicas_by_hour(option, routed)
+    need = np.array(replicas, dtype=np.int64) if replicas is not None else replicas_by_hour(option, routed)
     instances = -(-need // option.replicas_per_instance)
     pool = PoolPlan(option=option, bucket_share=share, replicas=need, instances=instances)
     _buy(spec, pool)
@@ -76,57 +76,60 @@ def plan_pool(spec: PlanSpec, option: Option, bucket_rates: np.ndarray, share: n
 
 
 def _buy(spec: PlanSpec, pool: PoolPlan) -> None:
-    """Choose reserved, spot and on-demand instances per hour, and price them."""
+    """Choose reserved, spot and on-demand instances per hour (the cheapest combination), and price them."""
     prices = pool.option.prices
-    on_demand = prices.get("on-demand")
-    spot_price = prices.get("spot")
+    on_demand, spot_price = prices.get("on-demand"), prices.get("spot")
     instances = pool.instances
     lead_s = spec.startup_s + (spec.compile_s if pool.option.compiled else 0.0)
     launched = np.maximum(np.roll(instances, -1) - instances, 0)  # started ahead of the next hour's rise
-    lead_hours = launched * min(lead_s, 3600.0) / 3600.0
-    for term in (t for t in RESERVED if t in spec.purchase):
-        price = prices.get(term)
-        pool.break_even[term] = None if price is None or not on_demand else round(price / on_demand, 4)
-    best_term = min((t for t in RESERVED if pool.break_even.get(t) is not None),
-                    key=lambda t: prices[t] or math.inf, default=None)
-    if best_term is not None:
-        share_needed = pool.break_even[best_term] or 0.0
-        pool.reserved = max((k for k in range(1, int(instances.max()) + 1)
-                             if np.mean(instances >= k) >= share_needed), default=0)
-        pool.reserved_term = best_term if pool.reserved else None
-    elif any(t in spec.purchase for t in RESERVED):
+    lead_hours = launched * lead_s / 3600.0  # instance-hours paid before serving, booked to the hour before
+    fallback = "on-demand" if on_demand is not None else "spot"
+    fallback_price = on_demand if on_demand is not None else spot_price
+    assert fallback_price is not None  # an option without an on-demand or spot price is rejected earlier
+    wanted_terms: list[str] = [t for t in RESERVED if t in spec.purchase]
+    for wanted in wanted_terms:
+        price = prices.get(wanted)
+        pool.break_even[wanted] = None if price is None or not on_demand else round(price / on_demand, 4)
+    priced_terms = [t for t in wanted_terms if prices.get(t) is not None]
+    term = min(priced_terms, key=lambda t: prices[t] or math.inf, default=None)
+    if wanted_terms and term is None:
         pool.notes.append(f"no reserved price for {pool.option.instance} in {spec.region} (not found; import one "
                           "with `fleetwise catalog import-prices`)")
-    rest = instances - np.minimum(instances, pool.reserved)
-    fallback = on_demand if on_demand is not None else spot_price
-    assert fallback is not None  # an option without an on-demand or spot price is rejected earlier
-    plain_od = rest.copy() if on_demand is not None else np.zeros_like(rest)
-    plain_spot = np.zeros_like(rest) if on_demand is not None else rest.copy()
-    candidates = [(plain_od, plain_spot, np.zeros_like(rest))]
-    if spot_price is not None and on_demand is not None:
-        spot = np.floor(rest * spec.spot_max_share).astype(np.int64)
-        spares = np.ceil(spot * spec.spot_interruptions_per_hour * (lead_s + 120.0) / 3600.0).astype(np.int64)
-        candidates.append((rest - spot, spot + spares, spares))
-    elif spot_price is not None:  # spot only: spares, but no on-demand floor
-        spares = np.ceil(rest * spec.spot_interruptions_per_hour * (lead_s + 120.0) / 3600.0).astype(np.int64)
-        candidates[0] = (np.zeros_like(rest), rest + spares, spares)
+    reserved_price = prices.get(term) if term is not None else None
+
+    def split(reserved: int, use_spot: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """On-demand, spot (with spares) and spare instances per hour, and the day's cost, for one choice."""
+        rest = instances - np.minimum(instances, reserved)
+        if not use_spot:
+            on, spot, spares = rest, np.zeros_like(rest), np.zeros_like(rest)
+        else:
+            share = spec.spot_max_share if on_demand is not None else 1.0
+            spot = np.floor(rest * share).astype(np.int64)
+            # instances down at once while a reclaimed one is replaced (notice to ready: the launch delay)
+            spares = np.ceil(spot * spec.spot_interruptions_per_hour * lead_s / 3600.0).astype(np.int64)
+            on, spot = rest - spot, spot + spares
+        day = float((on * (on_demand or 0.0) + spot * (spot_price or 0.0)).sum() + lead_hours.sum() * fallback_price
+                    + reserved * (reserved_price or 0.0) * 24)
+        return on, spot, spares, day
+
+    spot_choices = [on_demand is None] if spot_price is None or on_demand is None else [False, True]
+    if spot_price is not None and on_demand is not None and spot_price >= on_demand:
+        spot_choices = [False]
+    reserved_choices = range(int(instances.max()) + 1) if reserved_price is not None else range(1)
+    choices = [(split(k, s), k) for k in reserved_choices for s in spot_choices]
+    (on, spot, spares, _), reserved = min(choices, key=lambda c: c[0][3])
+    pool.on_demand, pool.spot, pool.spot_spares = on, spot, spares
+    pool.reserved, pool.reserved_term = reserved, term if reserved else None
+    pool.hourly_usd = np.asarray(on * (on_demand or 0.0) + spot * (spot_price or 0.0) + lead_hours * fallback_price
+                                 + reserved * (reserved_price or 0.0), dtype=np.float64)
+    costs = {"on-demand": float((on * (on_demand or 0.0)).sum()) * DAYS_PER_MONTH,
+             "spot": float((spot * (spot_price or 0.0)).sum()) * DAYS_PER_MONTH}
+    costs[fallback] += float(lead_hours.sum()) * fallback_price * DAYS_PER_MONTH
+    if reserved and term is not None:
+        costs[term] = reserved * (reserved_price or 0.0) * HOURS_PER_MONTH
+    pool.cost_by_purchase = costs
+    if on_demand is None and spot.any():
         pool.notes.append("spot only: no on-demand floor, so a wave of interruptions can breach the SLO")
-
-    def hourly(od: np.ndarray, sp: np.ndarray) -> np.ndarray:
-        reserved_usd = pool.reserved * (prices.get(pool.reserved_term or "") or 0.0)
-        return np.asarray(od * (on_demand or 0.0) + sp * (spot_price or 0.0) + reserved_usd + lead_hours * fallback,
-                          dtype=np.float64)
-
-    od, sp, spares = min(candidates, key=lambda c: float(hourly(c[0], c[1]).sum()))
-    pool.on_demand, pool.spot, pool.spot_spares = od, sp, spares
-    pool.hourly_usd = hourly(od, sp)
-    pool.cost_by_purchase = {
-        "on-demand": float((od * (on_demand or 0.0) + lead_hours * fallback).sum()) * DAYS_PER_MONTH,
-        "spot": float((sp * (spot_price or 0.0)).sum()) * DAYS_PER_MONTH,
-    }
-    if pool.reserved_term:
-        pool.cost_by_purchase[pool.reserved_term] = pool.reserved * (prices[pool.reserved_term] or 0.0) * \
-            HOURS_PER_MONTH
 
 
 @dataclass

@@ -77,7 +77,7 @@ def plan_workload(spec: PlanSpec) -> Workload:
     """The workload a plan carries: the named one or a flat Poisson stream, with the what-if scales applied."""
     if spec.rate_per_s is not None:
         assert spec.input_tokens is not None and spec.output_tokens is not None  # PlanSpec checks
-        base = Workload(name=f"poisson-{spec.rate_per_s:g}rps", duration_s=86400.0,
+        base = Workload(name=f"poisson-{spec.rate_per_s:g}rps", duration_s=3600.0,
                         arrivals=Arrivals(rate_per_s=spec.rate_per_s),
                         prompt_tokens=Lengths(mean=spec.input_tokens),
                         output_tokens=Lengths(mean=spec.output_tokens))
@@ -85,6 +85,7 @@ def plan_workload(spec: PlanSpec) -> Workload:
         assert spec.workload is not None
         base = resolve_workload(spec.workload)
     data = base.model_dump()
+    data["duration_s"] = min(base.duration_s, 3600.0)  # only windows of an hour or less are ever drawn
     data["arrivals"]["rate_per_s"] *= spec.traffic_scale
     if spec.prompt_scale != 1.0:
         data["prompt_tokens"] = _scaled(base.prompt_tokens, spec.prompt_scale)
@@ -124,6 +125,10 @@ def build_demand(spec: PlanSpec, model: ModelArchitecture) -> Demand:
     peak_rate = len(requests) / window.duration_s  # measured: conversations add turns beyond the arrival rate
     context = requests.prompt_tokens + requests.output_tokens
     too_long = context > model.max_position_embeddings
+    if too_long.mean() >= 0.5:
+        raise FleetwiseError(f"{too_long.mean():.0%} of the workload's requests need more than {model.name}'s "
+                             f"{model.max_position_embeddings:,}-token context (prompt + output, longest "
+                             f"{int(context.max()):,}); shorten them or choose a longer-context model")
     return Demand(workload=workload, hourly_rate=peak_rate * profile / peak_multiplier, peak_requests=requests,
                   peak_window_s=window.duration_s,
                   buckets=size_buckets(requests), context_tokens=int(min(context.max(), model.max_position_embeddings)),

@@ -31,6 +31,8 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
     tpot = check.tpot_ms_p95 if check is not None else row["predicted"]["tpot_ms_p95"]
     failed = {r.option for r in rejected if r.category == "misses SLO in simulation"}
     standing = [d for d in singles if d.name not in failed]
+    if mix is not None and (mix.kind != "mix" or mix.name in failed):
+        mix = None  # a one-pool answer is a single pool; a failed mix is no alternative
     gpu_only = next((d for d in standing if d.pools[0].option.kind == "gpu"), None)
     neuron_only = next((d for d in standing if d.pools[0].option.kind == "neuron"), None)
     recommendation = {
@@ -125,7 +127,7 @@ def _summary(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
 def _share_words(share: np.ndarray, demand: Demand) -> str:
     taken = [demand.buckets.labels[b] + (f" ({share[b] * 100:.0f}%)" if share[b] < 0.999 else "")
              for b in range(len(share)) if share[b] > 1e-3]
-    return "; ".join(taken) if len(taken) < len(share) else "all request sizes"
+    return "all request sizes" if bool(np.all(share >= 0.999)) else "; ".join(taken)
 
 
 def _question(spec: PlanSpec, model: ModelArchitecture, demand: Demand) -> dict[str, Any]:

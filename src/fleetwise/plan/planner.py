@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from fleetwise.catalog.catalog import Catalog, load_catalog
 from fleetwise.errors import FleetwiseError
@@ -31,7 +32,7 @@ from fleetwise.plan.spec import PlanSpec, parse_what_if
 from fleetwise.plan.verify import Check, verify_day, verify_peak
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
-EXTRA_FINALISTS = 4  # beyond spec.finalists, verified only while they could still undercut the best passing one
+EXTRA_FINALISTS = 5  # beyond spec.finalists, simulated only while they could still undercut the best verified one
 SINGLES_OFFERED = 3  # the cheapest single pools are always among the options the mix solver may combine
 
 
@@ -55,23 +56,20 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     report("mix", 0.3)
     mix = _best_mix(spec, options, rates, [d.pools[0].option for d in singles[:SINGLES_OFFERED]])
     report("verify", 0.4)
-    checked = _verify(spec, model, demand, singles, mix, catalog, calibration, report)
-    singles = sorted([next((d for d, _, _ in checked if _same(d, s)), s) for s in singles],
-                     key=lambda d: d.monthly_usd)  # verified costs (replicas added) replace screened ones
-    passing = [c for c in checked if c[1] is None or c[1].passed]
-    for failed, failed_check, _ in checked:
-        if failed_check is not None and not failed_check.passed:
-            rejected.append(Rejected(failed.name, "misses SLO in simulation",
-                                     f"p95 TTFT {failed_check.ttft_ms_p95} ms, TPOT {failed_check.tpot_ms_p95} ms at "
-                                     "the peak hour "
-                                     "even with replicas added"))
-    if not passing:
-        raise FleetwiseError("every finalist misses the SLOs in simulation; relax the SLOs or allow more shapes")
-    best, best_check, added = min(passing, key=lambda c: c[0].monthly_usd)
-    day: list[Check] = []
-    if spec.verify:
-        report("day", 0.85)
-        best, day = verify_day(spec, model, best, demand, catalog, calibration)
+    checked, final, chosen = _search(spec, model, demand, singles, mix, catalog, calibration, report, rejected)
+    if chosen is None:
+        raise FleetwiseError("every finalist misses the SLOs in simulation (at the peak or in some hour of the day); "
+                             "relax the SLOs or allow more shapes")
+    best, best_check, added, day = chosen
+    verified = {d.name: d for d, _, _ in checked} | final | {best.name: best}  # simulated costs replace screened
+    singles = sorted((verified.get(s.name, s) for s in singles), key=lambda d: d.monthly_usd)
+    mix = verified.get(mix.name, mix) if mix is not None else None
+    if spec.verify:  # cheaper on screening but never simulated (the search stopped): not a standing alternative
+        unchecked = [s for s in singles if s.name not in verified and s.monthly_usd < best.monthly_usd]
+        rejected += [Rejected(s.name, "not verified", f"${s.monthly_usd:,.0f}/month on screening, but beyond the "
+                              f"{len(checked)} options simulated; raise --finalists to check it") for s in unchecked]
+        singles = [s for s in singles if s not in unchecked]
+    checked = [(verified.get(d.name, d), c, a) for d, c, a in checked]
     ranked = _ranked(spec, singles, checked, best, demand)
     rejected += [Rejected(r["name"], "costs more", f"${r['monthly_usd'] - best.monthly_usd:,.0f}/month more than the "
                           f"recommendation (+{(r['monthly_usd'] / best.monthly_usd - 1) * 100:,.0f}%)")
@@ -84,31 +82,57 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     return result
 
 
-def _verify(spec: PlanSpec, model: ModelArchitecture, demand: Demand, singles: list[Deployment],
-            mix: Deployment | None, catalog: Catalog, calibration: CalibrationTable,
-            report: Progress) -> list[tuple[Deployment, Check | None, int]]:
-    """Simulate the cheapest options (and the mix) at the peak until no unverified option could still be cheaper.
+Chosen = tuple[Deployment, Check | None, int, list[Check]]  # deployment, peak check, replicas added, day checks
 
-    Verification only adds replicas, so once the cheapest passing option costs less than the next screened
-    one, the search can stop; `spec.finalists` options are checked at least, a few more at most.
+
+def _search(spec: PlanSpec, model: ModelArchitecture, demand: Demand, singles: list[Deployment],
+            mix: Deployment | None, catalog: Catalog, calibration: CalibrationTable, report: Progress,
+            rejected: list[Rejected]) -> tuple[list[tuple[Deployment, Check | None, int]], dict[str, Deployment],
+                                               Chosen | None]:
+    """Verify options cheapest first, at the peak and then hour by hour, until none left could be cheaper.
+
+    Simulation only adds replicas, so an option whose screened cost is already above the best verified one is
+    skipped; the first `spec.finalists` options and the mix are simulated at the peak regardless (for the table).
+    Returns the peak-checked options, the day-checked ones by name (their final cost), and the chosen one.
     """
-    queue = singles[: spec.finalists + EXTRA_FINALISTS if spec.verify else spec.finalists]
+    queue = list(singles)
     if mix is not None and not any(_same(mix, d) for d in queue):
         queue.append(mix)
+    queue.sort(key=lambda d: d.monthly_usd)
+    must = {id(d) for d in singles[: spec.finalists]} | ({id(mix)} if mix is not None else set())
     if not spec.verify:
-        return [(d, None, 0) for d in queue]
+        shown = [d for d in queue if id(d) in must]
+        return [(d, None, 0) for d in shown], {}, (shown[0], None, 0, []) if shown else None
     checked: list[tuple[Deployment, Check | None, int]] = []
-    cheapest_passing = float("inf")
-    for i, deployment in enumerate(queue):
-        is_mix = deployment is mix
-        if not is_mix and i >= spec.finalists and deployment.monthly_usd >= cheapest_passing:
+    final: dict[str, Deployment] = {}
+    best: Chosen | None = None
+    for deployment in queue:
+        if len(checked) >= spec.finalists + EXTRA_FINALISTS:
+            break
+        cheaper = best is None or deployment.monthly_usd < best[0].monthly_usd
+        if not cheaper and id(deployment) not in must:
             continue
         grown, check, added = verify_peak(spec, model, deployment, demand, catalog, calibration)
         checked.append((grown, check, added))
-        if check.passed:
-            cheapest_passing = min(cheapest_passing, grown.monthly_usd)
-        report("verify", 0.4 + 0.4 * (i + 1) / len(queue))
-    return checked
+        report("verify", min(0.4 + 0.08 * len(checked), 0.95))
+        if not check.passed:
+            rejected.append(Rejected(grown.name, "misses SLO in simulation",
+                                     f"p95 TTFT {check.ttft_ms_p95} ms, TPOT {check.tpot_ms_p95} ms at the peak "
+                                     "hour even with replicas added"))
+            continue
+        if best is not None and grown.monthly_usd >= best[0].monthly_usd:
+            continue
+        whole_day, day = verify_day(spec, model, grown, demand, catalog, calibration)
+        final[whole_day.name] = whole_day
+        missed = [(hour, c) for hour, c in enumerate(day) if not c.passed]
+        if missed:
+            hour, c = missed[0]
+            rejected.append(Rejected(whole_day.name, "misses SLO in simulation",
+                                     f"hour {hour}: p95 TTFT {c.ttft_ms_p95} ms, TPOT {c.tpot_ms_p95} ms even with "
+                                     "replicas added"))
+        elif best is None or whole_day.monthly_usd < best[0].monthly_usd:
+            best = (whole_day, check, added, day)
+    return checked, final, best
 
 
 def _single_pools(spec: PlanSpec, options: list[Option], rates: np.ndarray) -> tuple[list[Deployment], list[Rejected]]:
@@ -149,7 +173,7 @@ def _best_mix(spec: PlanSpec, options: list[Option], rates: np.ndarray,
         if chosen:
             total = np.sum([share for _, share, _ in chosen], axis=0)
             mixes.append(Deployment([plan_pool(spec, option, rates, share / np.maximum(total, 1e-12))
-                                     for option, share, _ in chosen], "mix"))
+                                     for option, share, _ in chosen], "mix" if len(chosen) > 1 else "single"))
     return min(mixes, key=lambda d: d.monthly_usd, default=None)
 
 
@@ -223,11 +247,12 @@ def pool_row(pool: Any) -> dict[str, Any]:
 def _what_if(spec: PlanSpec, change: str, base: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
     """Re-plan with one change (traffic, prompt length or spot price scaled) and say what moved."""
     field, factor = parse_what_if(change)
-    changed = spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1)
     try:
-        other = plan(changed, catalog=catalog)
+        other = plan(spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1), catalog=catalog)
     except FleetwiseError as exc:
         return {"change": change, "error": str(exc)}
+    except ValidationError as exc:  # e.g. a scaled rate beyond what a workload may generate
+        return {"change": change, "error": str(exc.errors()[0]["msg"]).removeprefix("Value error, ")}
     now, then = base["recommendation"], other["recommendation"]
     return {
         "change": change, "recommendation": then["name"], "pools": then["pools"],
@@ -245,7 +270,12 @@ def _nothing_left(spec: PlanSpec, rejected: list[Rejected]) -> str:
         counts[r.category] = counts.get(r.category, 0) + 1
     summary = ", ".join(f"{n} {category}" for category, n in counts.items()) or "no shapes in the selection"
     closest = next((r for r in rejected if r.category == "misses SLO"), None)
-    hint = f"; closest: {closest.option}: {closest.reason}" if closest else ""
+    reasons: dict[str, int] = {}
+    for r in rejected:
+        reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    common = max(reasons, key=lambda k: reasons[k]) if reasons else ""
+    hint = (f"; closest: {closest.option}: {closest.reason}" if closest else
+            f"; most often: {common}" if common else "")
     return f"no option serves {spec.model} within the SLOs ({summary}){hint}"
 
 

@@ -77,9 +77,11 @@ def _pareto(result: dict[str, Any]) -> str:
     for x, y, _, _ in sorted(points, key=lambda p: (p[0], p[1])):
         if not frontier or y < frontier[-1][1]:
             frontier.append((x, y))
-    return ("<figure>" + scatter("pareto", "Monthly cost vs p95 TTFT at the peak hour", "p95 TTFT, ms (simulated for "
-                                 "finalists, else screened); red: recommended, dashed: Pareto frontier",
-                                 "USD per month", points, frontier) + "</figure>")
+    return ("<figure>" + scatter("pareto", "Monthly cost vs p95 TTFT at the peak hour", "p95 TTFT at the peak, ms",
+                                 "USD per month", points, frontier)
+            + "<figcaption>Red: the recommendation; dashed: the Pareto frontier (nothing both cheaper and faster). "
+              "Latency is simulated for the finalists, screened (mean-value model) for the rest.</figcaption>"
+              "</figure>")
 
 
 def _capacity(result: dict[str, Any]) -> str:
@@ -100,7 +102,7 @@ def _schedule_chart(result: dict[str, Any]) -> str:
     series: dict[str, list[float]] = {}
     for row in schedule:
         for pool in row["pools"]:
-            short = pool["name"].split(" ")[0]
+            short = pool["name"].rsplit(" ", 1)[0]  # instance, engine, TP and dtype
             for purchase in ("reserved", "on_demand", "spot"):
                 series.setdefault(f"{short} {purchase.replace('_', '-')}", []).append(float(pool[purchase]))
     series = {k: v for k, v in series.items() if any(v)}

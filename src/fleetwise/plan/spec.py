@@ -88,7 +88,8 @@ class PlanSpec(Record):
 
 
 WHAT_IF_KEYS = {"traffic": "traffic_scale", "prompt": "prompt_scale", "spot_price": "spot_price_scale"}
-_WHAT_IF = re.compile(r"^\s*(traffic|prompt|spot_price)\s*=\s*(?:([0-9.]+)\s*x|([+-][0-9.]+)\s*%)\s*$")
+_NUMBER = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_WHAT_IF = re.compile(rf"^\s*(traffic|prompt|spot_price)\s*=\s*(?:({_NUMBER})\s*x|([+-]{_NUMBER})\s*%)\s*$")
 
 
 def parse_what_if(text: str) -> tuple[str, float]:
@@ -104,7 +105,7 @@ def parse_what_if(text: str) -> tuple[str, float]:
     return WHAT_IF_KEYS[key], factor
 
 
-_DURATION = re.compile(r"^\s*([0-9.]+)\s*(ms|s)?\s*$")
+_DURATION = re.compile(rf"^\s*({_NUMBER})\s*(ms|s)?\s*$")
 SLO_KEYS = {"ttft_p95": "ttft_p95_ms", "tpot_p95": "tpot_p95_ms"}
 
 

@@ -60,7 +60,12 @@ def _assign(pools: list[PoolPlan], requests: Requests, bucket_of: np.ndarray, se
 def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], replicas: list[int],
              requests: Requests, bucket_of: np.ndarray, catalog: Catalog,
              calibration: CalibrationTable) -> tuple[Check, list[Check]]:
-    """Run each pool on its share of `requests`; the whole deployment's check and each pool's."""
+    """Run each pool on its share of `requests`; the whole deployment's check and each pool's.
+
+    Requests longer than the model's context are left out: no deployment serves them (the plan reports their share).
+    """
+    servable = requests.prompt_tokens + requests.output_tokens <= model.max_position_embeddings
+    requests, bucket_of = _subset(requests, servable), bucket_of[servable]
     owner = _assign(pools, requests, bucket_of, seed=len(requests))
     ttft_all, tpot_all, per_pool = [], [], []
     for index, (pool, count) in enumerate(zip(pools, replicas, strict=True)):
@@ -108,10 +113,10 @@ def verify_peak(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment
     pools = deployment.pools
     peak = [int(p.replicas.max()) for p in pools]
     added = 0
-    for _ in range(MAX_REPAIRS + 1):
+    for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
         whole, per_pool = simulate(spec, model, pools, peak, demand.peak_requests, demand.buckets.of_request,
                                    catalog, calibration)
-        if whole.passed:
+        if whole.passed or attempt == MAX_REPAIRS:
             break
         worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
         extra = max(1, math.ceil(0.1 * peak[worst]))
@@ -138,11 +143,13 @@ def verify_day(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment,
                catalog: Catalog, calibration: CalibrationTable) -> tuple[Deployment, list[Check]]:
     """Simulate a window of every hour at its replica counts; add a replica to an hour that misses.
 
-    Hours with the same load and the same replicas are simulated once (a flat workload: one run for the day).
+    Hours with the same load and the same replicas are simulated once (a flat workload: one run for the day). The
+    check stops at the first hour that misses even with replicas added (the list of checks is then shorter).
     """
     workload = demand.workload
     profile = workload.arrivals.hourly_profile or [1.0] * HOURS
     pools = deployment.pools
+    replicas = [p.replicas.copy() for p in pools]  # the deployment passed in stays as it was
     checks: list[Check] = []
     seen: dict[tuple[float, tuple[int, ...]], tuple[Check, list[int]]] = {}
     changed = False
@@ -155,14 +162,17 @@ def verify_day(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment,
         if key not in seen:
             seen[key] = _check_hour(spec, model, pools, counts, demand, hour, catalog, calibration)
         check, repaired = seen[key]
-        for pool, count in zip(pools, repaired, strict=True):
-            if count != pool.replicas[hour]:
-                pool.replicas[hour] = count
+        for pool_replicas, count in zip(replicas, repaired, strict=True):
+            if count != pool_replicas[hour]:
+                pool_replicas[hour] = count
                 changed = True
         checks.append(check)
+        if not check.passed:
+            break  # the deployment fails the day: the remaining hours would not change that
     if changed:
         rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
-        deployment = Deployment([plan_pool(spec, p.option, rates, p.bucket_share, p.replicas) for p in pools],
+        deployment = Deployment([plan_pool(spec, p.option, rates, p.bucket_share, r) for p, r in zip(pools, replicas,
+                                                                                                    strict=True)],
                                 deployment.kind)
     return deployment, checks
 
@@ -181,9 +191,9 @@ def _check_hour(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan],
         return Check(None, None, 1.0, 0, True), counts
     bucket_of = demand.buckets.classify(requests)
     counts = list(counts)
-    for _ in range(MAX_REPAIRS):
+    for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
         whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration)
-        if whole.passed:
+        if whole.passed or attempt == MAX_REPAIRS:
             break
         worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
         counts[worst] += 1
