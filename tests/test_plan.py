@@ -304,3 +304,24 @@ def test_day_check_leaves_the_deployment_it_was_given_unchanged() -> None:
     assert (starved.replicas == 1).all() and (given == 1).all()  # neither the pool nor the caller's array changed
     assert grown.pools[0].replicas.max() > 1 and all(c.passed for c in day)
     assert grown.monthly_usd > starved.monthly_usd
+
+
+def test_imported_commitment_prices_buy_the_always_on_base(tmp_path: Path) -> None:
+    # made-up test prices (not real AWS figures): a 3-year term at 30% of on-demand for g6e.xlarge
+    from fleetwise.catalog import load_catalog
+
+    on_demand = load_catalog().usd_per_hour("g6e.xlarge")
+    assert on_demand is not None
+    prices = tmp_path / "prices.csv"
+    prices.write_text("instance_type,region,purchase,usd_per_hour,source,as_of,note\n"
+                      f"g6e.xlarge,us-east-1,reserved-3y,{on_demand * 0.3:.6f},test fixture (made-up),2026-11-25,\n")
+    spec = PlanSpec(instances=["g6e.xlarge"], dtypes=["fp8"], catalog=[str(prices)], verify=False)
+    pool = plan(spec)["recommendation"]["pools"][0]
+    assert pool["break_even_utilization"]["reserved-3y"] == pytest.approx(0.3, abs=1e-4)
+    # at 30% of on-demand every instance busy more than 30% of the hours is reserved: the base, and more
+    assert pool["reserved_term"] == "reserved-3y"
+    assert pool["instances_min"] <= pool["reserved_instances"] <= pool["instances_peak"]
+    assert "reserved-3y" in pool["purchase"]
+    without = plan(spec.replace(purchase=["on-demand", "spot"]))["recommendation"]
+    assert without["pools"][0]["reserved_instances"] == 0
+    assert plan(spec)["recommendation"]["monthly_usd"] < without["monthly_usd"]

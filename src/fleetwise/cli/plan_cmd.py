@@ -45,8 +45,9 @@ def plan_command(
                                                     "defaults 1000 ms and 100 ms)."),
     region: str = typer.Option(None, "--region", help="Region for prices (default us-east-1)."),
     purchase: list[str] = typer.Option([], "--purchase", help="Purchase options to consider, comma-separated: "
-                                                              "on-demand, spot, reserved-1y, reserved-3y (default: "
-                                                              "all)."),
+                                                              "on-demand, spot, reserved-1y, reserved-3y, "
+                                                              "savings-plan-1y, savings-plan-3y (default: "
+                                                              "on-demand, spot and both reserved terms)."),
     instances: list[str] = typer.Option([], "--instances", help="Instance families or types to search, "
                                                                 "comma-separated (inf2,g6e,p5.48xlarge; default: "
                                                                 "the whole catalog)."),

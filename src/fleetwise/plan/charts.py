@@ -104,9 +104,15 @@ def stacked(chart_id: str, title: str, x_label: str, y_label: str, labels: Seque
             parts.append(f'<rect class="bar" x="{LEFT + slot * i + slot * 0.1:.1f}" y="{y:.1f}" '
                          f'width="{slot * 0.8:.1f}" height="{max(height, 0.0):.1f}" fill="{colour}">'
                          f'<title>{escape(tip)}</title></rect>')
+    legend = []
+    for s, name in enumerate(series):
         if name:
-            parts.append(f'<rect x="{WIDTH - RIGHT - 290}" y="{TOP + 14 * s}" width="10" height="10" '
-                         f'fill="{PALETTE[s % len(PALETTE)]}"/><text x="{WIDTH - RIGHT - 275}" y="{TOP + 9 + 14 * s}" '
-                         f'font-size="11">{escape(name[:48])}</text>')
+            legend.append(f'<rect x="{WIDTH - RIGHT - 290}" y="{TOP + 14 * s}" width="10" height="10" '
+                          f'fill="{PALETTE[s % len(PALETTE)]}"/><text x="{WIDTH - RIGHT - 275}" y="{TOP + 9 + 14 * s}" '
+                          f'font-size="11">{escape(name[:48])}</text>')
+    if legend:  # on top of the bars, on a white box
+        parts.append(f'<rect x="{WIDTH - RIGHT - 296}" y="{TOP - 4}" width="292" height="{14 * len(legend) + 6}" '
+                     'fill="white" fill-opacity="0.9" stroke="#ccc"/>')
+    parts.extend(legend)
     parts.append("</svg>")
     return "\n".join(parts)

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fleetwise.plan.capacity import Option
-from fleetwise.plan.spec import PlanSpec
+from fleetwise.plan.spec import COMMITMENTS, PlanSpec
 
 HOURS_PER_MONTH = 365 * 24 / 12  # 730, the average month
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
-RESERVED = ("reserved-3y", "reserved-1y")
+RESERVED = COMMITMENTS  # reserved instances and savings plans: a fixed hourly price for every hour of the term
 
 
 @dataclass

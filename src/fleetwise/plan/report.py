@@ -113,7 +113,7 @@ def _schedule_chart(result: dict[str, Any]) -> str:
 def _schedule_table(result: dict[str, Any]) -> str:
     rows = []
     for row in result["schedule"]:
-        pools = "; ".join(f"{p['name'].split(' ')[0]}: {p['replicas']} replicas on {p['instances']} instance(s) "
+        pools = "; ".join(f"{p['name'].split(' ')[0]}: {p['replicas']} replica(s) on {p['instances']} instance(s) "
                           f"(on-demand {p['on_demand']}, spot {p['spot']} incl. spares, reserved {p['reserved']})"
                           for p in row["pools"])
         rows.append([row["hour"], f"{row['rate_per_s']:g}", pools, f"{row['usd']:,.2f}"])

@@ -16,8 +16,9 @@ from fleetwise.catalog.catalog import DEFAULT_REGION
 from fleetwise.datafiles import Record, read_text_file, validate_record
 from fleetwise.errors import DataFileError, FleetwiseError
 
-Purchase = Literal["on-demand", "spot", "reserved-1y", "reserved-3y"]
-PURCHASES: tuple[Purchase, ...] = ("on-demand", "spot", "reserved-1y", "reserved-3y")
+Purchase = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "savings-plan-1y", "savings-plan-3y"]
+PURCHASES: tuple[Purchase, ...] = ("on-demand", "spot", "reserved-1y", "reserved-3y")  # the default set
+COMMITMENTS: tuple[Purchase, ...] = ("reserved-3y", "reserved-1y", "savings-plan-3y", "savings-plan-1y")
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
