@@ -15,6 +15,7 @@ import numpy as np
 from fleetwise.catalog.catalog import Catalog
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
+from fleetwise.plan.capacity import Option
 from fleetwise.plan.costing import Deployment, PoolPlan, plan_pool
 from fleetwise.plan.demand import HOURS, Demand
 from fleetwise.plan.spec import PlanSpec
@@ -57,12 +58,21 @@ def _assign(pools: list[PoolPlan], requests: Requests, bucket_of: np.ndarray, se
     return np.asarray(np.minimum((draw[None, :] > cumulative).sum(axis=0), len(pools) - 1), dtype=np.int64)
 
 
+def _signature(option: Option) -> tuple[object, ...]:
+    """What a replica's simulation depends on: options with equal signatures (the same chip, TP, dtype and batch
+    on different instance sizes) behave the same, so their runs are shared."""
+    return (option.engine, option.accelerator, option.tp, option.dtype, option.max_seqs, option.kv_cache_gib,
+            option.capacity.tobytes(), option.curve_ttft_s.tobytes(), option.curve_tpot_s.tobytes())
+
+
 def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], replicas: list[int],
              requests: Requests, bucket_of: np.ndarray, catalog: Catalog,
-             calibration: CalibrationTable) -> tuple[Check, list[Check]]:
+             calibration: CalibrationTable, cache: dict[object, object] | None = None,
+             traffic: object = None) -> tuple[Check, list[Check]]:
     """Run each pool on its share of `requests`; the whole deployment's check and each pool's.
 
     Requests longer than the model's context are left out: no deployment serves them (the plan reports their share).
+    With a `cache` and a `traffic` key naming the requests, a pool run already made is reused.
     """
     servable = requests.prompt_tokens + requests.output_tokens <= model.max_position_embeddings
     requests, bucket_of = _subset(requests, servable), bucket_of[servable]
@@ -74,10 +84,16 @@ def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], re
             per_pool.append(Check(None, None, 1.0, 0, True))
             continue
         option = pool.option
-        pool_spec = PoolSpec(model=model, hardware=option.instance, tp=option.tp, dtype=option.dtype,
-                             engine=option.engine, replicas=count, max_seqs=option.max_seqs, region=spec.region)
-        run = run_pool(pool_spec, mine, catalog, calibration, router=VERIFY_ROUTER)
-        ttft, tpot = _latencies(run.log.first_token_s, run.log.finish_s, mine)
+        key = (traffic, tuple(p.bucket_share.tobytes() for p in pools), index, _signature(option), count)
+        if cache is not None and traffic is not None and key in cache:
+            ttft, tpot = cache[key]  # type: ignore[misc]
+        else:
+            pool_spec = PoolSpec(model=model, hardware=option.instance, tp=option.tp, dtype=option.dtype,
+                                 engine=option.engine, replicas=count, max_seqs=option.max_seqs, region=spec.region)
+            run = run_pool(pool_spec, mine, catalog, calibration, router=VERIFY_ROUTER)
+            ttft, tpot = _latencies(run.log.first_token_s, run.log.finish_s, mine)
+            if cache is not None and traffic is not None:
+                cache[key] = (ttft, tpot)
         ttft_all.append(ttft)
         tpot_all.append(tpot)
         per_pool.append(_check(spec, ttft, tpot))
@@ -115,7 +131,7 @@ def verify_peak(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment
     added = 0
     for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
         whole, per_pool = simulate(spec, model, pools, peak, demand.peak_requests, demand.buckets.of_request,
-                                   catalog, calibration)
+                                   catalog, calibration, demand.sim_cache, "peak")
         if whole.passed or attempt == MAX_REPAIRS:
             break
         worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
@@ -186,13 +202,16 @@ def _check_hour(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan],
     window = workload.replace(duration_s=seconds, seed=workload.seed + hour + 1,
                               arrivals={**workload.arrivals.model_dump(), "hourly_profile": None,
                                         "rate_per_s": workload.arrivals.rate_per_s * profile[hour]})
-    requests = generate(window)
+    cached = demand.sim_cache.get(("hour", hour))
+    requests = cached if isinstance(cached, Requests) else generate(window)
+    demand.sim_cache[("hour", hour)] = requests
     if len(requests) < 1:
         return Check(None, None, 1.0, 0, True), counts
     bucket_of = demand.buckets.classify(requests)
     counts = list(counts)
     for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
-        whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration)
+        whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration,
+                                   demand.sim_cache, ("hour", hour))
         if whole.passed or attempt == MAX_REPAIRS:
             break
         worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
