@@ -40,8 +40,10 @@ def test_default_plan_answers_with_a_verified_recommendation(default_plan: dict[
     # the recommendation is the cheapest option that passed verification
     passed = [o for o in default_plan["options"] if o["verified"] is None or o["verified"]["passed"]]
     assert rec["monthly_usd"] == min(o["monthly_usd"] for o in passed)
-    costs = [o["monthly_usd"] for o in default_plan["options"]]
-    assert costs == sorted(costs)
+    standing = [o for o in default_plan["options"] if o["verified"] is None or o["verified"]["passed"]]
+    assert [o["monthly_usd"] for o in standing] == sorted(o["monthly_usd"] for o in standing)
+    assert default_plan["options"][-len(default_plan["options"]) + len(standing):] == [
+        o for o in default_plan["options"] if o not in standing]  # failures ranked last
 
 
 def test_every_rejection_has_a_category_and_a_reason(default_plan: dict[str, Any]) -> None:

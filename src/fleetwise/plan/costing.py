@@ -75,17 +75,18 @@ def plan_pool(spec: PlanSpec, option: Option, bucket_rates: np.ndarray, share: n
     return pool
 
 
+def _launch_hours(instances: np.ndarray, lead_s: float) -> np.ndarray:
+    """Instance-hours paid before serving: each instance added for the next hour starts `lead_s` early, booked to
+    the hour before the rise."""
+    return np.asarray(np.maximum(np.roll(instances, -1) - instances, 0) * lead_s / 3600.0, dtype=np.float64)
+
+
 def _buy(spec: PlanSpec, pool: PoolPlan) -> None:
     """Choose reserved, spot and on-demand instances per hour (the cheapest combination), and price them."""
     prices = pool.option.prices
     on_demand, spot_price = prices.get("on-demand"), prices.get("spot")
     instances = pool.instances
     lead_s = spec.startup_s + (spec.compile_s if pool.option.compiled else 0.0)
-    launched = np.maximum(np.roll(instances, -1) - instances, 0)  # started ahead of the next hour's rise
-    lead_hours = launched * lead_s / 3600.0  # instance-hours paid before serving, booked to the hour before
-    fallback = "on-demand" if on_demand is not None else "spot"
-    fallback_price = on_demand if on_demand is not None else spot_price
-    assert fallback_price is not None  # an option without an on-demand or spot price is rejected earlier
     wanted_terms: list[str] = [t for t in RESERVED if t in spec.purchase]
     for wanted in wanted_terms:
         price = prices.get(wanted)
@@ -97,9 +98,10 @@ def _buy(spec: PlanSpec, pool: PoolPlan) -> None:
                           "with `fleetwise catalog import-prices`)")
     reserved_price = prices.get(term) if term is not None else None
 
-    def split(reserved: int, use_spot: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-        """On-demand, spot (with spares) and spare instances per hour, and the day's cost, for one choice."""
-        rest = instances - np.minimum(instances, reserved)
+    def split(reserved: int, use_spot: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """On-demand, spot (with spares) and spare instances per hour, and each hour's cost by purchase (on-demand
+        with its launch lead, spot with its lead, reserved), for one choice."""
+        rest = instances - np.minimum(instances, reserved)  # reserved instances run all day: no launches
         if not use_spot:
             on, spot, spares = rest, np.zeros_like(rest), np.zeros_like(rest)
         else:
@@ -108,26 +110,24 @@ def _buy(spec: PlanSpec, pool: PoolPlan) -> None:
             # instances down at once while a reclaimed one is replaced (notice to ready: the launch delay)
             spares = np.ceil(spot * spec.spot_interruptions_per_hour * lead_s / 3600.0).astype(np.int64)
             on, spot = rest - spot, spot + spares
-        day = float((on * (on_demand or 0.0) + spot * (spot_price or 0.0)).sum() + lead_hours.sum() * fallback_price
-                    + reserved * (reserved_price or 0.0) * 24)
-        return on, spot, spares, day
+        on_usd = (on + _launch_hours(on, lead_s)) * (on_demand or 0.0)
+        spot_usd = (spot + _launch_hours(spot, lead_s)) * (spot_price or 0.0)
+        return on, spot, spares, on_usd, spot_usd
 
     spot_choices = [on_demand is None] if spot_price is None or on_demand is None else [False, True]
     if spot_price is not None and on_demand is not None and spot_price >= on_demand:
         spot_choices = [False]
     reserved_choices = range(int(instances.max()) + 1) if reserved_price is not None else range(1)
     choices = [(split(k, s), k) for k in reserved_choices for s in spot_choices]
-    (on, spot, spares, _), reserved = min(choices, key=lambda c: c[0][3])
+    (on, spot, spares, on_usd, spot_usd), reserved = min(
+        choices, key=lambda c: float(c[0][3].sum() + c[0][4].sum()) + c[1] * (reserved_price or 0.0) * 24)
     pool.on_demand, pool.spot, pool.spot_spares = on, spot, spares
     pool.reserved, pool.reserved_term = reserved, term if reserved else None
-    pool.hourly_usd = np.asarray(on * (on_demand or 0.0) + spot * (spot_price or 0.0) + lead_hours * fallback_price
-                                 + reserved * (reserved_price or 0.0), dtype=np.float64)
-    costs = {"on-demand": float((on * (on_demand or 0.0)).sum()) * DAYS_PER_MONTH,
-             "spot": float((spot * (spot_price or 0.0)).sum()) * DAYS_PER_MONTH}
-    costs[fallback] += float(lead_hours.sum()) * fallback_price * DAYS_PER_MONTH
+    pool.hourly_usd = np.asarray(on_usd + spot_usd + reserved * (reserved_price or 0.0), dtype=np.float64)
+    pool.cost_by_purchase = {"on-demand": float(on_usd.sum()) * DAYS_PER_MONTH,
+                             "spot": float(spot_usd.sum()) * DAYS_PER_MONTH}
     if reserved and term is not None:
-        costs[term] = reserved * (reserved_price or 0.0) * HOURS_PER_MONTH
-    pool.cost_by_purchase = costs
+        pool.cost_by_purchase[term] = reserved * (reserved_price or 0.0) * HOURS_PER_MONTH
     if on_demand is None and spot.any():
         pool.notes.append("spot only: no on-demand floor, so a wave of interruptions can breach the SLO")
 

@@ -22,6 +22,7 @@ HOURS = 24
 # stable p95s, fast enough to be interactive), in a window of PEAK_WINDOW_S seconds at most and at least.
 PEAK_REQUESTS = 4000
 PEAK_WINDOW_S = (120.0, 3600.0)
+MAX_WARM_UP_S = 3600.0  # at most an hour of conversations drawn ahead of a window
 BUCKET_QUANTILES = (0.5, 0.9)  # prompt and output split at these quantiles: up to 3 x 3 buckets (Melange-style)
 
 
@@ -86,7 +87,7 @@ def plan_workload(spec: PlanSpec) -> Workload:
         assert spec.workload is not None
         base = resolve_workload(spec.workload)
     data = base.model_dump()
-    data["duration_s"] = min(base.duration_s, 3600.0)  # only windows of an hour or less are ever drawn
+    data["duration_s"] = min(base.duration_s, 3600.0)  # windows (and warm-ups) of an hour or less are drawn
     data["arrivals"]["rate_per_s"] *= spec.traffic_scale
     if spec.prompt_scale != 1.0:
         data["prompt_tokens"] = _scaled(base.prompt_tokens, spec.prompt_scale)
@@ -114,26 +115,46 @@ def build_demand(spec: PlanSpec, model: ModelArchitecture) -> Demand:
     peak_multiplier = float(profile.max())
     peak_arrivals = workload.arrivals.rate_per_s * peak_multiplier
     shortest, longest = PEAK_WINDOW_S
-    seconds = min(max(PEAK_REQUESTS / peak_arrivals, shortest), longest, workload.duration_s)
-    window = workload.replace(duration_s=seconds,
-                              arrivals={**workload.arrivals.model_dump(), "hourly_profile": None,
-                                        "rate_per_s": peak_arrivals})
-    requests = generate(window)
-    if len(requests) < 2:
-        raise FleetwiseError(f"the workload's peak hour has {len(requests)} request(s) in {window.duration_s:g} s "
-                             "of traffic drawn: too few to size a fleet (raise the rate; one replica of the "
-                             "smallest fitting shape serves it)")
-    peak_rate = len(requests) / window.duration_s  # measured: conversations add turns beyond the arrival rate
-    context = requests.prompt_tokens + requests.output_tokens
+    seconds = min(max(PEAK_REQUESTS / peak_arrivals, shortest), longest)
+    drawn = draw_window(workload, peak_arrivals, seconds, workload.seed)
+    context = drawn.prompt_tokens + drawn.output_tokens
     too_long = context > model.max_position_embeddings
-    if too_long.mean() >= 0.5:
+    if len(drawn) and too_long.mean() >= 0.5:
         raise FleetwiseError(f"{too_long.mean():.0%} of the workload's requests need more than {model.name}'s "
                              f"{model.max_position_embeddings:,}-token context (prompt + output, longest "
                              f"{int(context.max()):,}); shorten them or choose a longer-context model")
+    requests = drawn.select(~too_long)  # what any deployment can serve; the rest is reported as dropped
+    if len(requests) < 2:
+        raise FleetwiseError(f"the workload's peak hour has {len(requests)} request(s) in {seconds:g} s of traffic "
+                             "drawn: too few to size a fleet (raise the rate; one replica of the smallest fitting "
+                             "shape serves it)")
+    peak_rate = len(requests) / seconds  # measured: conversations add turns beyond the arrival rate
+    served = requests.prompt_tokens + requests.output_tokens
     return Demand(workload=workload, hourly_rate=peak_rate * profile / peak_multiplier, peak_requests=requests,
-                  peak_window_s=window.duration_s,
-                  buckets=size_buckets(requests), context_tokens=int(min(context.max(), model.max_position_embeddings)),
+                  peak_window_s=seconds, buckets=size_buckets(requests), context_tokens=int(served.max()),
                   too_long_share=float(too_long.mean()))
+
+
+def warm_up_s(workload: Workload) -> float:
+    """Seconds of conversations to draw before a window so later turns are already arriving (0 without sessions)."""
+    sessions = workload.sessions
+    if sessions is None:
+        return 0.0
+    turns = sessions.turns.mean if sessions.turns.mean is not None else float(np.mean(sessions.turns.values or [1]))
+    return float(min(max(turns - 1.0, 0.0) * sessions.think_time_s, MAX_WARM_UP_S))
+
+
+def draw_window(workload: Workload, rate_per_s: float, seconds: float, seed: int) -> Requests:
+    """`seconds` of the workload's traffic at a steady `rate_per_s` (arrivals), starting at time zero.
+
+    Multi-turn workloads are drawn with a warm-up first (conversations already under way), which is dropped, so
+    the window carries the steady mix of first and later turns."""
+    warm = warm_up_s(workload)
+    window = workload.replace(duration_s=warm + seconds, seed=seed,
+                              arrivals={**workload.arrivals.model_dump(), "hourly_profile": None,
+                                        "rate_per_s": rate_per_s})
+    drawn = generate(window)
+    return drawn.select(drawn.arrival_s >= warm, shift_s=warm) if warm > 0 else drawn
 
 
 def size_buckets(requests: Requests) -> Buckets:

@@ -20,21 +20,17 @@ SCHEMA_VERSION = 1
 
 def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Deployment, check: Check | None,
              added: int, day: list[Check], ranked: list[dict[str, Any]], rejected: list[Rejected],
-             singles: list[Deployment], mix: Deployment | None, catalog: Catalog,
-             calibration: CalibrationTable) -> dict[str, Any]:
-    """Everything `plan` answers, JSON-ready."""
+             standing: list[Deployment], mix: Deployment | None, by_kind: dict[str, Deployment | None],
+             catalog: Catalog, calibration: CalibrationTable) -> dict[str, Any]:
+    """Everything `plan` answers, JSON-ready: `standing` are the single pools not failed in simulation, `mix` the
+    best multi-pool answer (None when there is none), `by_kind` the best GPU-only and Inferentia-only pools."""
     from fleetwise.plan.planner import option_row, pool_row  # the row shapes live with the ranking
 
     row = option_row(best, check, added, demand)
     worst_day = [c for c in day if c.requests]
     ttft = check.ttft_ms_p95 if check is not None else row["predicted"]["ttft_ms_p95"]
     tpot = check.tpot_ms_p95 if check is not None else row["predicted"]["tpot_ms_p95"]
-    failed = {r.option for r in rejected if r.category == "misses SLO in simulation"}
-    standing = [d for d in singles if d.name not in failed]
-    if mix is not None and (mix.kind != "mix" or mix.name in failed):
-        mix = None  # a one-pool answer is a single pool; a failed mix is no alternative
-    gpu_only = next((d for d in standing if d.pools[0].option.kind == "gpu"), None)
-    neuron_only = next((d for d in standing if d.pools[0].option.kind == "neuron"), None)
+    gpu_only, neuron_only = by_kind.get("gpu"), by_kind.get("neuron")
     recommendation = {
         "name": best.name, "kind": best.kind, "pools": [pool_row(p) for p in best.pools],
         "monthly_usd": row["monthly_usd"], "usd_per_million_output_tokens": row["usd_per_million_output_tokens"],
@@ -51,6 +47,8 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
         "best_gpu_only": _brief(gpu_only), "best_neuron_only": _brief(neuron_only),
         "savings_vs_gpu_only_pct": _saving(best, gpu_only), "savings_vs_neuron_only_pct": _saving(best, neuron_only),
         "mix_vs_single_pct": _saving(mix, standing[0]) if mix is not None and standing else None,
+        "basis": "costs after simulation at the peak hour (with replicas added where needed); the recommendation "
+                 "is also checked every hour" if spec.verify else "screened costs (verification off)",
     }
     recommendation["summary"] = _summary(spec, model, demand, best, recommendation, comparison)
     counts: dict[str, int] = {}
@@ -69,7 +67,7 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
                      "output_tokens_mean": round(float(o), 1)}
                     for label, s, p, o in zip(demand.buckets.labels, demand.buckets.share,
                                               demand.buckets.prompt_tokens, demand.buckets.output_tokens, strict=True)],
-        "capacity_curve": _capacity_curve(singles, demand),
+        "capacity_curve": _capacity_curve(standing, demand),
         "verification": {
             "peak": None if check is None else {**check.__dict__, "window_s": round(demand.peak_window_s, 1),
                                                 "replicas_added": added},

@@ -20,24 +20,27 @@ from pydantic import ValidationError
 
 from fleetwise.catalog.catalog import Catalog, load_catalog
 from fleetwise.errors import FleetwiseError
-from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.models.library import load_model
-from fleetwise.perf.efficiency import CalibrationTable, load_calibration
+from fleetwise.perf.efficiency import load_calibration
 from fleetwise.plan.capacity import Option, Rejected, build_options
 from fleetwise.plan.costing import Deployment, plan_pool
 from fleetwise.plan.demand import HOURS, Demand, build_demand
 from fleetwise.plan.explain import describe
 from fleetwise.plan.mix import shortlist, solve_mix
+from fleetwise.plan.search import Checker, best_of_kind, search
 from fleetwise.plan.spec import PlanSpec, parse_what_if
-from fleetwise.plan.verify import Check, verify_day, verify_peak
+from fleetwise.plan.verify import Check
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
-EXTRA_FINALISTS = 5  # beyond spec.finalists, simulated only while they could still undercut the best verified one
 SINGLES_OFFERED = 3  # the cheapest single pools are always among the options the mix solver may combine
 
 
-def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | None = None) -> dict[str, Any]:
-    """Answer `spec`: the recommendation, ranked options, rejections with reasons, schedule, costs, what-ifs."""
+def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | None = None,
+         compare: bool = True) -> dict[str, Any]:
+    """Answer `spec`: the recommendation, ranked options, rejections with reasons, schedule, costs, what-ifs.
+
+    `compare=False` skips simulating the best GPU-only and Inferentia-only pools (their comparison is then null).
+    """
     started = time.perf_counter()
     report = progress or (lambda stage, done: None)
     catalog = catalog or load_catalog(spec.catalog)
@@ -56,83 +59,42 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     report("mix", 0.3)
     mix = _best_mix(spec, options, rates, [d.pools[0].option for d in singles[:SINGLES_OFFERED]])
     report("verify", 0.4)
-    checked, final, chosen = _search(spec, model, demand, singles, mix, catalog, calibration, report, rejected)
+    checker = Checker(spec, model, demand, catalog, calibration, rejected)
+    chosen = search(checker, singles, mix, report)
     if chosen is None:
         raise FleetwiseError("every finalist misses the SLOs in simulation (at the peak or in some hour of the day); "
                              "relax the SLOs or allow more shapes")
     best, best_check, added, day = chosen
-    verified = {d.name: d for d, _, _ in checked} | final | {best.name: best}  # simulated costs replace screened
-    singles = sorted((verified.get(s.name, s) for s in singles), key=lambda d: d.monthly_usd)
-    mix = verified.get(mix.name, mix) if mix is not None else None
+    report("compare", 0.9)
+    by_kind = {kind: best_of_kind(checker, singles, kind) for kind in ("gpu", "neuron")} if compare else {}
+    failed = checker.failed()
+    simulated = checker.simulated() | {best.name: best}  # simulated costs replace screened ones
+    singles = sorted((simulated.get(s.name, s) for s in singles), key=lambda d: d.monthly_usd)
+    mix = simulated.get(mix.name, mix) if mix is not None else None
     if spec.verify:  # cheaper on screening but never simulated (the search stopped): not a standing alternative
-        unchecked = [s for s in singles if s.name not in verified and s.monthly_usd < best.monthly_usd]
+        unchecked = [s for s in singles if s.name not in simulated and s.monthly_usd < best.monthly_usd]
         rejected += [Rejected(s.name, "not verified", f"${s.monthly_usd:,.0f}/month on screening, but beyond the "
-                              f"{len(checked)} options simulated; raise --finalists to check it") for s in unchecked]
+                              f"{len(checker.peak)} options simulated; raise --finalists to check it")
+                     for s in unchecked]
         singles = [s for s in singles if s not in unchecked]
-    checked = [(verified.get(d.name, d), c, a) for d, c, a in checked]
-    ranked = _ranked(spec, singles, checked, best, demand)
+    checked: list[tuple[Deployment, Check | None, int]] = [
+        (simulated.get(name, d), c, a) for name, (d, c, a) in checker.peak.items()]
+    if not spec.verify and mix is not None:
+        checked.append((mix, None, 0))  # ranked with the single pools, as screened
+    ranked = _ranked(spec, singles, checked, best, demand, failed)
     rejected += [Rejected(r["name"], "costs more", f"${r['monthly_usd'] - best.monthly_usd:,.0f}/month more than the "
                           f"recommendation (+{(r['monthly_usd'] / best.monthly_usd - 1) * 100:,.0f}%)")
-                 for r in ranked if r["name"] != best.name and r["monthly_usd"] >= best.monthly_usd]
-    result = describe(spec, model, demand, best, best_check, added, day, ranked, rejected, singles, mix, catalog,
-                      calibration)
+                 for r in ranked if r["name"] != best.name and r["monthly_usd"] >= best.monthly_usd
+                 and r["name"] not in failed]
+    standing = [s for s in singles if s.name not in failed]
+    if mix is not None and (mix.kind != "mix" or mix.name in failed):
+        mix = None  # a one-pool answer is a single pool; a failed mix is no alternative
+    result = describe(spec, model, demand, best, best_check, added, day, ranked, rejected, standing, mix,
+                      by_kind, catalog, calibration)
     result["what_if"] = [_what_if(spec, change, result, catalog) for change in spec.what_if]
     result["timing_s"] = round(time.perf_counter() - started, 3)
     report("done", 1.0)
     return result
-
-
-Chosen = tuple[Deployment, Check | None, int, list[Check]]  # deployment, peak check, replicas added, day checks
-
-
-def _search(spec: PlanSpec, model: ModelArchitecture, demand: Demand, singles: list[Deployment],
-            mix: Deployment | None, catalog: Catalog, calibration: CalibrationTable, report: Progress,
-            rejected: list[Rejected]) -> tuple[list[tuple[Deployment, Check | None, int]], dict[str, Deployment],
-                                               Chosen | None]:
-    """Verify options cheapest first, at the peak and then hour by hour, until none left could be cheaper.
-
-    Simulation only adds replicas, so an option whose screened cost is already above the best verified one is
-    skipped; the first `spec.finalists` options and the mix are simulated at the peak regardless (for the table).
-    Returns the peak-checked options, the day-checked ones by name (their final cost), and the chosen one.
-    """
-    queue = list(singles)
-    if mix is not None and not any(_same(mix, d) for d in queue):
-        queue.append(mix)
-    queue.sort(key=lambda d: d.monthly_usd)
-    must = {id(d) for d in singles[: spec.finalists]} | ({id(mix)} if mix is not None else set())
-    if not spec.verify:
-        shown = [d for d in queue if id(d) in must]
-        return [(d, None, 0) for d in shown], {}, (shown[0], None, 0, []) if shown else None
-    checked: list[tuple[Deployment, Check | None, int]] = []
-    final: dict[str, Deployment] = {}
-    best: Chosen | None = None
-    for deployment in queue:
-        if len(checked) >= spec.finalists + EXTRA_FINALISTS:
-            break
-        cheaper = best is None or deployment.monthly_usd < best[0].monthly_usd
-        if not cheaper and id(deployment) not in must:
-            continue
-        grown, check, added = verify_peak(spec, model, deployment, demand, catalog, calibration)
-        checked.append((grown, check, added))
-        report("verify", min(0.4 + 0.08 * len(checked), 0.95))
-        if not check.passed:
-            rejected.append(Rejected(grown.name, "misses SLO in simulation",
-                                     f"p95 TTFT {check.ttft_ms_p95} ms, TPOT {check.tpot_ms_p95} ms at the peak "
-                                     "hour even with replicas added"))
-            continue
-        if best is not None and grown.monthly_usd >= best[0].monthly_usd:
-            continue
-        whole_day, day = verify_day(spec, model, grown, demand, catalog, calibration)
-        final[whole_day.name] = whole_day
-        missed = [(hour, c) for hour, c in enumerate(day) if not c.passed]
-        if missed:
-            hour, c = missed[0]
-            rejected.append(Rejected(whole_day.name, "misses SLO in simulation",
-                                     f"hour {hour}: p95 TTFT {c.ttft_ms_p95} ms, TPOT {c.tpot_ms_p95} ms even with "
-                                     "replicas added"))
-        elif best is None or whole_day.monthly_usd < best[0].monthly_usd:
-            best = (whole_day, check, added, day)
-    return checked, final, best
 
 
 def _single_pools(spec: PlanSpec, options: list[Option], rates: np.ndarray) -> tuple[list[Deployment], list[Rejected]]:
@@ -182,8 +144,8 @@ def _same(a: Deployment, b: Deployment) -> bool:
 
 
 def _ranked(spec: PlanSpec, singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]],
-            best: Deployment, demand: Demand) -> list[dict[str, Any]]:
-    """Options ranked by monthly cost: verified finalists with their simulated p95, the rest as screened."""
+            best: Deployment, demand: Demand, failed: set[str]) -> list[dict[str, Any]]:
+    """Options ranked by monthly cost: simulated ones with their p95s, the rest as screened; failures last."""
     by_name = {d.name: (d, c, a) for d, c, a in checked}
     rows: list[dict[str, Any]] = []
     for deployment in [*(d for d, _, _ in checked), *singles]:
@@ -192,7 +154,10 @@ def _ranked(spec: PlanSpec, singles: list[Deployment], checked: list[tuple[Deplo
         deployment, check, added = by_name.get(deployment.name, (deployment, None, 0))
         if deployment.name == best.name:
             deployment = best
-        rows.append(option_row(deployment, check, added, demand))
+        row = option_row(deployment, check, added, demand)
+        if row["verified"] is not None and deployment.name in failed:
+            row["verified"]["passed"] = False  # at the peak, or in an hour of the day (see `rejected`)
+        rows.append(row)
     rows.sort(key=lambda r: (r["verified"] is not None and not r["verified"]["passed"], r["monthly_usd"]))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
@@ -248,7 +213,8 @@ def _what_if(spec: PlanSpec, change: str, base: dict[str, Any], catalog: Catalog
     """Re-plan with one change (traffic, prompt length or spot price scaled) and say what moved."""
     field, factor = parse_what_if(change)
     try:
-        other = plan(spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1), catalog=catalog)
+        changed = spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1)
+        other = plan(changed, catalog=catalog, compare=False)
     except FleetwiseError as exc:
         return {"change": change, "error": str(exc)}
     except ValidationError as exc:  # e.g. a scaled rate beyond what a workload may generate

@@ -17,16 +17,16 @@ from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.plan.capacity import Option
 from fleetwise.plan.costing import Deployment, PoolPlan, plan_pool
-from fleetwise.plan.demand import HOURS, Demand
+from fleetwise.plan.demand import HOURS, Demand, draw_window
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.sim.fleet import Router, run_pool
 from fleetwise.sim.pool import PoolSpec
-from fleetwise.workload.requests import Requests, generate
+from fleetwise.workload.requests import Requests
 
 # Round-robin: only the chosen replica advances per arrival, so big pools simulate fast; with identical replicas
 # it balances a little worse than least-outstanding, so a deployment that passes here has margin.
 VERIFY_ROUTER: Router = "round-robin"
-MAX_REPAIRS = 4  # rounds of adding replicas before a deployment is declared to miss the SLO in simulation
+MAX_REPAIRS = 4  # rounds of adding replicas (while they help) before a deployment misses the SLO in simulation
 DAY_REQUESTS = 500  # requests simulated per hour of the day (about), in a window of DAY_WINDOW_S seconds
 DAY_WINDOW_S = (60.0, 900.0)  # at least, at most
 
@@ -40,11 +40,6 @@ class Check:
     goodput: float  # share of requests meeting both SLOs
     requests: int
     passed: bool
-
-
-def _subset(requests: Requests, keep: np.ndarray) -> Requests:
-    return Requests(requests.arrival_s[keep], requests.prompt_tokens[keep], requests.output_tokens[keep],
-                    requests.prefix_id[keep], requests.prefix_tokens[keep], requests.sessions[keep])
 
 
 def _assign(pools: list[PoolPlan], requests: Requests, bucket_of: np.ndarray, seed: int) -> np.ndarray:
@@ -75,11 +70,11 @@ def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], re
     With a `cache` and a `traffic` key naming the requests, a pool run already made is reused.
     """
     servable = requests.prompt_tokens + requests.output_tokens <= model.max_position_embeddings
-    requests, bucket_of = _subset(requests, servable), bucket_of[servable]
+    requests, bucket_of = requests.select(servable), bucket_of[servable]
     owner = _assign(pools, requests, bucket_of, seed=len(requests))
     ttft_all, tpot_all, per_pool = [], [], []
     for index, (pool, count) in enumerate(zip(pools, replicas, strict=True)):
-        mine = _subset(requests, owner == index)
+        mine = requests.select(owner == index)
         if not len(mine):
             per_pool.append(Check(None, None, 1.0, 0, True))
             continue
@@ -129,11 +124,13 @@ def verify_peak(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment
     pools = deployment.pools
     peak = [int(p.replicas.max()) for p in pools]
     added = 0
+    previous = math.inf
     for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
         whole, per_pool = simulate(spec, model, pools, peak, demand.peak_requests, demand.buckets.of_request,
                                    catalog, calibration, demand.sim_cache, "peak")
-        if whole.passed or attempt == MAX_REPAIRS:
+        if whole.passed or attempt == MAX_REPAIRS or _futile(spec, whole, previous):
             break
+        previous = _excess(spec, whole)
         worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
         extra = max(1, math.ceil(0.1 * peak[worst]))
         peak[worst] += extra
@@ -147,6 +144,12 @@ def verify_peak(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment
             grown.append(plan_pool(spec, pool.option, rates, pool.bucket_share, replicas))
         deployment = Deployment(grown, deployment.kind)
     return deployment, whole, added
+
+
+def _futile(spec: PlanSpec, check: Check, previous: float) -> bool:
+    """More replicas stopped helping (under 1% closer to the SLO): e.g. a compiled engine whose TPOT is set by its
+    fixed decode batch, not by load."""
+    return _excess(spec, check) > previous * 0.99
 
 
 def _excess(spec: PlanSpec, check: Check) -> float:
@@ -199,21 +202,21 @@ def _check_hour(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan],
     workload = demand.workload
     profile = workload.arrivals.hourly_profile or [1.0] * HOURS
     seconds = min(max(DAY_REQUESTS / float(demand.hourly_rate[hour]), DAY_WINDOW_S[0]), DAY_WINDOW_S[1])
-    window = workload.replace(duration_s=seconds, seed=workload.seed + hour + 1,
-                              arrivals={**workload.arrivals.model_dump(), "hourly_profile": None,
-                                        "rate_per_s": workload.arrivals.rate_per_s * profile[hour]})
     cached = demand.sim_cache.get(("hour", hour))
-    requests = cached if isinstance(cached, Requests) else generate(window)
+    requests = cached if isinstance(cached, Requests) else draw_window(
+        workload, workload.arrivals.rate_per_s * profile[hour], seconds, workload.seed + hour + 1)
     demand.sim_cache[("hour", hour)] = requests
     if len(requests) < 1:
         return Check(None, None, 1.0, 0, True), counts
     bucket_of = demand.buckets.classify(requests)
     counts = list(counts)
+    previous = math.inf
     for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
         whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration,
                                    demand.sim_cache, ("hour", hour))
-        if whole.passed or attempt == MAX_REPAIRS:
+        if whole.passed or attempt == MAX_REPAIRS or _futile(spec, whole, previous):
             break
+        previous = _excess(spec, whole)
         worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
         counts[worst] += 1
     return whole, counts

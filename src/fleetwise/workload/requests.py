@@ -54,7 +54,11 @@ class Requests:
     def head(self, seconds: float) -> Requests:
         """The requests that arrive within the first `seconds`."""
         keep = self.arrival_s < self.arrival_s[0] + seconds if len(self) else self.arrival_s < seconds
-        return Requests(self.arrival_s[keep], self.prompt_tokens[keep], self.output_tokens[keep],
+        return self.select(keep)
+
+    def select(self, keep: np.ndarray, shift_s: float = 0.0) -> Requests:
+        """The requests where `keep` is true, arrivals moved `shift_s` earlier."""
+        return Requests(self.arrival_s[keep] - shift_s, self.prompt_tokens[keep], self.output_tokens[keep],
                         self.prefix_id[keep], self.prefix_tokens[keep], self.sessions[keep])
 
     @property
