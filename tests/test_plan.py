@@ -327,3 +327,51 @@ def test_imported_commitment_prices_buy_the_always_on_base(tmp_path: Path) -> No
     without = plan(spec.replace(purchase=["on-demand", "spot"]))["recommendation"]
     assert without["pools"][0]["reserved_instances"] == 0
     assert plan(spec)["recommendation"]["monthly_usd"] < without["monthly_usd"]
+
+
+def test_comparisons_quote_simulated_options(default_plan: dict[str, Any]) -> None:
+    by_name = {o["name"]: o for o in default_plan["options"]}
+    for key in ("best_gpu_only", "best_neuron_only"):
+        compared = default_plan["comparison"][key]
+        assert compared is not None
+        option = by_name[compared["name"]]
+        assert option["verified"] is not None and option["verified"]["passed"]
+        assert option["monthly_usd"] == compared["monthly_usd"]
+
+
+def test_multi_turn_traffic_is_measured_after_conversations_are_under_way(tmp_path: Path) -> None:
+    from fleetwise.models import load_model
+    from fleetwise.plan.demand import build_demand
+
+    workload = tmp_path / "chat.yaml"
+    workload.write_text("duration_s: 3600\narrivals: {rate_per_s: 1}\nprompt_tokens: {mean: 300}\n"
+                        "output_tokens: {mean: 100}\nsessions: {turns: {mean: 5}, think_time_s: 30, "
+                        "user_tokens: {mean: 50}}\n")
+    demand = build_demand(PlanSpec(workload=str(workload)), load_model("meta-llama/Llama-3.1-8B-Instruct"))
+    # one conversation a second, five turns each: five requests a second once conversations overlap
+    assert demand.peak_rate == pytest.approx(5.0, rel=0.15)
+
+
+def test_requests_beyond_the_context_are_left_out_of_sizing(tmp_path: Path) -> None:
+    from fleetwise.models import load_model
+    from fleetwise.plan.demand import build_demand
+
+    workload = tmp_path / "long.yaml"
+    workload.write_text("duration_s: 3600\narrivals: {rate_per_s: 2}\n"
+                        "prompt_tokens: {distribution: lognormal, mean: 40000, std: 40000, maximum: 400000}\n"
+                        "output_tokens: {mean: 100}\n")
+    model = load_model("meta-llama/Llama-3.1-8B-Instruct")
+    demand = build_demand(PlanSpec(workload=str(workload)), model)
+    assert 0 < demand.too_long_share < 0.5
+    context = demand.peak_requests.prompt_tokens + demand.peak_requests.output_tokens
+    assert context.max() <= model.max_position_embeddings
+    assert (demand.buckets.prompt_tokens + demand.buckets.output_tokens).max() <= model.max_position_embeddings
+
+
+def test_reserved_instances_pay_no_launch_lead() -> None:
+    spec = PlanSpec(purchase=["on-demand", "reserved-1y"], startup_s=1800)
+    pool = plan_pool(spec, _option("a.x", [1.0], price=1.0, reserved_1y=0.3), np.array([[1.0]] * 12 + [[2.0]] * 12),
+                     np.ones(1))
+    assert pool.reserved == 2 and pool.on_demand.max() == 0  # both busy >= 50% of hours > 30% break-even
+    assert pool.cost_by_purchase["on-demand"] == 0.0
+    assert pool.hourly_usd == pytest.approx(np.full(24, 0.6))
