@@ -68,10 +68,11 @@ def test_report_renders_without_console_errors_and_with_every_chart(browser: Any
     charts = browser.execute_script(
         "return Array.from(document.querySelectorAll('svg.chart')).map(s => {"
         "const r = s.getBoundingClientRect();"
-        "return {id: s.id, width: r.width, height: r.height, marks: s.querySelectorAll('circle, rect.bar').length};"
+        "return {id: s.id, width: r.width, height: r.height,"
+        "        marks: s.querySelectorAll('circle, rect.bar, path.line').length};"
         "});")
     by_id = {c["id"]: c for c in charts}
-    assert set(by_id) >= {"pareto", "capacity", "schedule", "costs"}
+    assert set(by_id) >= {"pareto", "capacity", "capacity-curve", "schedule", "costs"}
     for chart in by_id.values():
         assert chart["width"] > 100 and chart["height"] > 100 and chart["marks"] > 0
     summary = browser.find_element("id", "summary").text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 
 WIDTH, HEIGHT = 720, 320
@@ -21,6 +21,24 @@ def _ticks(low: float, high: float, count: int = 5) -> list[float]:
             break
     first = math.floor(low / step) * step
     return [first + i * step for i in range(int((high - first) / step) + 2) if first + i * step <= high + step * 0.01]
+
+
+def _path(points: Sequence[tuple[float, float]], at: Callable[[float, float], tuple[float, float]]) -> str:
+    """SVG path data through `points`, mapped to the plot by `at`."""
+    return " ".join(f"{'M' if i == 0 else 'L'}{at(x, y)[0]:.1f},{at(x, y)[1]:.1f}" for i, (x, y) in enumerate(points))
+
+
+def _legend(entries: Sequence[tuple[int, str, str]], left: bool = False) -> list[str]:
+    """A legend box at the top right (or left): (row, colour, name) entries on white, drawn over the plot."""
+    if not entries:
+        return []
+    x = LEFT + 6 if left else WIDTH - RIGHT - 296
+    parts = [f'<rect x="{x}" y="{TOP - 4}" width="292" height="{14 * len(entries) + 6}" '
+             'fill="white" fill-opacity="0.9" stroke="#ccc"/>']
+    for row, colour, name in entries:
+        parts.append(f'<rect x="{x + 6}" y="{TOP + 14 * row}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{x + 21}" y="{TOP + 9 + 14 * row}" font-size="11">{escape(name[:48])}</text>')
+    return parts
 
 
 def _label(value: float) -> str:
@@ -65,9 +83,8 @@ def scatter(chart_id: str, title: str, x_label: str, y_label: str, points: Seque
     ticks = [(at(t, 0)[0], _label(t)) for t in _ticks(0.0, x_max) if t <= x_max]
     parts = _frame(chart_id, title, x_label, y_label, y_max, ticks)
     if len(frontier) > 1:
-        path = " ".join(f"{'M' if i == 0 else 'L'}{at(x, y)[0]:.1f},{at(x, y)[1]:.1f}"
-                        for i, (x, y) in enumerate(frontier))
-        parts.append(f'<path class="frontier" d="{path}" fill="none" stroke="#2ca02c" stroke-dasharray="4 3"/>')
+        parts.append(f'<path class="frontier" d="{_path(frontier, at)}" fill="none" stroke="#2ca02c" '
+                     'stroke-dasharray="4 3"/>')
     for x, y, label, highlighted in points:
         cx, cy = at(x, y)
         colour, radius = ("#d62728", 7) if highlighted else ("#1f77b4", 4)
@@ -104,15 +121,34 @@ def stacked(chart_id: str, title: str, x_label: str, y_label: str, labels: Seque
             parts.append(f'<rect class="bar" x="{LEFT + slot * i + slot * 0.1:.1f}" y="{y:.1f}" '
                          f'width="{slot * 0.8:.1f}" height="{max(height, 0.0):.1f}" fill="{colour}">'
                          f'<title>{escape(tip)}</title></rect>')
-    legend = []
-    for s, name in enumerate(series):
-        if name:
-            legend.append(f'<rect x="{WIDTH - RIGHT - 290}" y="{TOP + 14 * s}" width="10" height="10" '
-                          f'fill="{PALETTE[s % len(PALETTE)]}"/><text x="{WIDTH - RIGHT - 275}" y="{TOP + 9 + 14 * s}" '
-                          f'font-size="11">{escape(name[:48])}</text>')
-    if legend:  # on top of the bars, on a white box
-        parts.append(f'<rect x="{WIDTH - RIGHT - 296}" y="{TOP - 4}" width="292" height="{14 * len(legend) + 6}" '
-                     'fill="white" fill-opacity="0.9" stroke="#ccc"/>')
-    parts.extend(legend)
+    parts.extend(_legend([(s, PALETTE[s % len(PALETTE)], name) for s, name in enumerate(series) if name]))
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def lines(chart_id: str, title: str, x_label: str, y_label: str, series: dict[str, list[tuple[float, float]]],
+          thresholds: Sequence[tuple[float, str]] = ()) -> str:
+    """One polyline per named series of (x, y) points, with horizontal dashed threshold lines."""
+    points = [xy for values in series.values() for xy in values]
+    if not points:
+        return ""
+    x_max = max(x for x, _ in points) * 1.05 or 1.0
+    y_max = max([y for _, y in points] + [t for t, _ in thresholds]) * 1.1 or 1.0
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return LEFT + plot_w * x / x_max, HEIGHT - BOTTOM - plot_h * min(y, y_max) / y_max
+
+    ticks = [(at(t, 0)[0], _label(t)) for t in _ticks(0.0, x_max) if t <= x_max]
+    parts = _frame(chart_id, title, x_label, y_label, y_max, ticks)
+    for value, label in thresholds:
+        y = at(0, value)[1]
+        parts.append(f'<line class="threshold" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" '
+                     f'stroke="#d62728" stroke-dasharray="5 4"/><text x="{WIDTH - RIGHT - 4}" y="{y - 4:.1f}" '
+                     f'font-size="11" text-anchor="end" fill="#d62728">{escape(label)}</text>')
+    for s, (name, values) in enumerate(series.items()):
+        parts.append(f'<path class="line" d="{_path(values, at)}" fill="none" stroke="{PALETTE[s % len(PALETTE)]}" '
+                     f'stroke-width="2"><title>{escape(name)}</title></path>')
+    parts.extend(_legend([(s, PALETTE[s % len(PALETTE)], name) for s, name in enumerate(series)], left=True))
     parts.append("</svg>")
     return "\n".join(parts)

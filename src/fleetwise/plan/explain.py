@@ -138,7 +138,8 @@ def _question(spec: PlanSpec, model: ModelArchitecture, demand: Demand) -> dict[
         "context_tokens": demand.context_tokens,
         "slo": spec.slo.model_dump(), "region": spec.region, "purchase": list(spec.purchase),
         "instances": spec.instances or "all", "engines": spec.engines or "default per hardware",
-        "dtypes": spec.dtypes, "traffic_scale": spec.traffic_scale, "prompt_scale": spec.prompt_scale,
+        "dtypes": spec.dtypes, "latency_headroom": spec.latency_headroom, "traffic_scale": spec.traffic_scale,
+        "prompt_scale": spec.prompt_scale,
         "spot_price_scale": spec.spot_price_scale,
     }
 
@@ -168,8 +169,22 @@ def _capacity_curve(singles: list[Deployment], demand: Demand) -> list[dict[str,
         per_instance = per_replica * option.replicas_per_instance
         rows.append({"name": option.name, "kind": option.kind, "max_rate_per_replica": round(per_replica, 4),
                      "max_rate_per_instance": round(per_instance, 4),
-                     "max_rate_per_usd_hour": round(per_instance / price, 4) if price else None})
+                     "max_rate_per_usd_hour": round(per_instance / price, 4) if price else None,
+                     "curve": _latency_curve(option, demand, per_replica)})
     return rows
+
+
+def _latency_curve(option: Any, demand: Demand, per_replica: float) -> list[dict[str, float]]:
+    """Screened p95 TTFT and TPOT of one replica as its load grows (the workload's mix of sizes), up to where the
+    load grid ends: requests/s per instance against latency, the capacity curve the report draws."""
+    points = []
+    for utilisation in np.linspace(0.1, 1.5, 15):
+        if np.any(utilisation * option.capacity > option.curve_rate[:, -1]):
+            break
+        ttft, tpot = option.latency_at(demand.buckets.share * utilisation * per_replica, 1)
+        points.append({"rate_per_instance": round(float(utilisation * per_replica * option.replicas_per_instance), 4),
+                       "ttft_ms": round(ttft * 1e3, 2), "tpot_ms": round(tpot * 1e3, 3)})
+    return points
 
 
 def _assumptions(spec: PlanSpec, demand: Demand) -> list[str]:

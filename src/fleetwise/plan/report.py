@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetwise import __version__
-from fleetwise.plan.charts import PALETTE, bars, scatter, stacked
+from fleetwise.plan.charts import PALETTE, bars, lines, scatter, stacked
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
@@ -94,7 +94,17 @@ def _capacity(result: dict[str, Any]) -> str:
                    [[i + 1, r["name"], r["max_rate_per_replica"], r["max_rate_per_instance"],
                      r["max_rate_per_usd_hour"] if r["max_rate_per_usd_hour"] is not None else "n/a"]
                     for i, r in enumerate(rows)])
-    return f"<figure>{chart}</figure>{table}"
+    slo = result["question"]["slo"]
+
+    def used(point: dict[str, float]) -> float:  # the worse of TTFT and TPOT, as a share of its SLO
+        return float(max(point["ttft_ms"] / slo["ttft_p95_ms"], point["tpot_ms"] / slo["tpot_p95_ms"]))
+
+    curves = {r["name"]: [(p["rate_per_instance"], used(p)) for p in r["curve"]] for r in rows[:6] if r["curve"]}
+    headroom = result["question"]["latency_headroom"]
+    curve_chart = lines("capacity-curve", "Capacity curves: screened latency as load grows (six cheapest options)",
+                        "requests/s per instance", "worse of TTFT, TPOT / SLO", curves,
+                        [(1.0, "SLO"), (headroom, f"screening target ({headroom:g} x SLO)")])
+    return f"<figure>{chart}</figure><figure>{curve_chart}</figure>{table}"
 
 
 def _schedule_chart(result: dict[str, Any]) -> str:
