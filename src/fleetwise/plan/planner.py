@@ -91,7 +91,10 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
         mix = None  # a one-pool answer is a single pool; a failed mix is no alternative
     result = describe(spec, model, demand, best, best_check, added, day, ranked, rejected, standing, mix,
                       by_kind, catalog, calibration)
-    result["what_if"] = [_what_if(spec, change, result, catalog) for change in spec.what_if]
+    result["what_if"] = []
+    for change in spec.what_if:
+        report(f"what-if {change}", 0.95)
+        result["what_if"].append(_what_if(spec, change, result, catalog))
     result["timing_s"] = round(time.perf_counter() - started, 3)
     report("done", 1.0)
     return result
