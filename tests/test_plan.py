@@ -11,7 +11,7 @@ import pytest
 from fleetwise.errors import DataFileError, FleetwiseError
 from fleetwise.plan import PlanSpec, load_plan_file, parse_slo, parse_what_if, plan
 from fleetwise.plan.capacity import Option
-from fleetwise.plan.costing import DAYS_PER_MONTH, plan_pool
+from fleetwise.plan.costing import DAYS_PER_MONTH, buy_pool, plan_pool
 from fleetwise.plan.mix import solve_mix
 
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
@@ -212,8 +212,7 @@ def test_verification_adds_replicas_when_screening_was_optimistic() -> None:
     model, catalog = load_model(spec.model), load_catalog()
     demand = build_demand(spec, model)
     options, _ = build_options(spec, model, demand, catalog, bundled_calibration())
-    rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
-    starved = plan_pool(spec, options[0], rates, np.ones(len(demand.buckets)), replicas=np.ones(24, dtype=np.int64))
+    starved = buy_pool(spec, options[0], np.ones(len(demand.buckets)), np.ones(24, dtype=np.int64))
     grown, _, added = verify_peak(spec, model, Deployment([starved], "single"), demand, catalog,
                                       bundled_calibration())
     assert added >= 1 and grown.pools[0].replicas.max() == 1 + added
@@ -299,9 +298,8 @@ def test_day_check_leaves_the_deployment_it_was_given_unchanged() -> None:
     model, catalog = load_model(spec.model), load_catalog()
     demand = build_demand(spec, model)
     options, _ = build_options(spec, model, demand, catalog, bundled_calibration())
-    rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
     given = np.ones(24, dtype=np.int64)
-    starved = plan_pool(spec, options[0], rates, np.ones(len(demand.buckets)), replicas=given)
+    starved = buy_pool(spec, options[0], np.ones(len(demand.buckets)), given)
     grown, day = verify_day(spec, model, Deployment([starved], "single"), demand, catalog, bundled_calibration())
     assert (starved.replicas == 1).all() and (given == 1).all()  # neither the pool nor the caller's array changed
     assert grown.pools[0].replicas.max() > 1 and all(c.passed for c in day)

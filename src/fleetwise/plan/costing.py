@@ -64,13 +64,16 @@ def replicas_by_hour(option: Option, bucket_rates: np.ndarray) -> np.ndarray:
     return np.asarray(np.maximum(np.ceil(load - 1e-9), 1), dtype=np.int64)
 
 
-def plan_pool(spec: PlanSpec, option: Option, bucket_rates: np.ndarray, share: np.ndarray,
-              replicas: np.ndarray | None = None) -> PoolPlan:
-    """Size and buy one pool for `share` of each bucket of `bucket_rates` (24, B); `replicas` overrides sizing."""
-    routed = bucket_rates * share[None, :]
-    need = np.array(replicas, dtype=np.int64) if replicas is not None else replicas_by_hour(option, routed)
-    instances = -(-need // option.replicas_per_instance)
-    pool = PoolPlan(option=option, bucket_share=share, replicas=need, instances=instances)
+def plan_pool(spec: PlanSpec, option: Option, bucket_rates: np.ndarray, share: np.ndarray) -> PoolPlan:
+    """Size and buy one pool for `share` of each bucket of `bucket_rates` (24, B)."""
+    return buy_pool(spec, option, share, replicas_by_hour(option, bucket_rates * share[None, :]))
+
+
+def buy_pool(spec: PlanSpec, option: Option, share: np.ndarray, replicas: np.ndarray) -> PoolPlan:
+    """Buy whole instances for `replicas` (24,) of `option` serving `share` of each bucket (a copy is kept)."""
+    need = np.array(replicas, dtype=np.int64)
+    pool = PoolPlan(option=option, bucket_share=share, replicas=need,
+                    instances=-(-need // option.replicas_per_instance))
     _buy(spec, pool)
     return pool
 

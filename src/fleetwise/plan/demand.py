@@ -74,6 +74,16 @@ class Demand:
         """Mean output tokens per request."""
         return float(np.mean(self.peak_requests.output_tokens))
 
+    @property
+    def bucket_rates(self) -> np.ndarray:
+        """Requests per second of each bucket in each hour, shape (24, B)."""
+        return np.asarray(self.hourly_rate[:, None] * self.buckets.share[None, :], dtype=np.float64)
+
+    def arrivals_per_s(self, hour: int) -> float:
+        """The workload's arrival rate (conversations, for multi-turn workloads) in `hour`."""
+        profile = self.workload.arrivals.hourly_profile
+        return self.workload.arrivals.rate_per_s * (profile[hour] if profile is not None else 1.0)
+
 
 def plan_workload(spec: PlanSpec) -> Workload:
     """The workload a plan carries: the named one or a flat Poisson stream, with the what-if scales applied."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from fleetwise.catalog.catalog import Catalog
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.plan.capacity import Rejected
-from fleetwise.plan.costing import HOURS_PER_MONTH, Deployment
+from fleetwise.plan.costing import DAYS_PER_MONTH, HOURS_PER_MONTH, Deployment, PoolPlan
 from fleetwise.plan.demand import HOURS, Demand
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.plan.verify import DAY_REQUESTS, DAY_WINDOW_S, Check
@@ -24,8 +25,6 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
              catalog: Catalog, calibration: CalibrationTable) -> dict[str, Any]:
     """Everything `plan` answers, JSON-ready: `standing` are the single pools not failed in simulation, `mix` the
     best multi-pool answer (None when there is none), `by_kind` the best GPU-only and Inferentia-only pools."""
-    from fleetwise.plan.planner import option_row, pool_row  # the row shapes live with the ranking
-
     row = option_row(best, check, added, demand)
     worst_day = [c for c in day if c.requests]
     ttft = check.ttft_ms_p95 if check is not None else row["predicted"]["ttft_ms_p95"]
@@ -51,9 +50,6 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
                  "is also checked every hour" if spec.verify else "screened costs (verification off)",
     }
     recommendation["summary"] = _summary(spec, model, demand, best, recommendation, comparison)
-    counts: dict[str, int] = {}
-    for r in rejected:
-        counts[r.category] = counts.get(r.category, 0) + 1
     return {
         "schema_version": SCHEMA_VERSION,
         "question": _question(spec, model, demand),
@@ -61,7 +57,7 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
         "comparison": comparison,
         "options": ranked,
         "rejected": [{"option": r.option, "category": r.category, "reason": r.reason} for r in rejected],
-        "rejected_counts": counts,
+        "rejected_counts": dict(Counter(r.category for r in rejected)),
         "schedule": _schedule(best, demand),
         "buckets": [{"label": label, "share": round(float(s), 4), "prompt_tokens_mean": round(float(p), 1),
                      "output_tokens_mean": round(float(o), 1)}
@@ -74,6 +70,51 @@ def describe(spec: PlanSpec, model: ModelArchitecture, demand: Demand, best: Dep
             "day": [{"hour": h, **c.__dict__} for h, c in enumerate(day)], "day_requests_per_hour": DAY_REQUESTS},
         "assumptions": _assumptions(spec, demand),
         "sources": _sources(best, catalog, calibration, model),
+    }
+
+
+def option_row(deployment: Deployment, check: Check | None, added: int, demand: Demand) -> dict[str, Any]:
+    """One ranked option as plain data."""
+    rates = demand.bucket_rates
+    peak = int(np.argmax(demand.hourly_rate))
+    ttft, tpot = 0.0, 0.0
+    for pool in deployment.pools:
+        pool_ttft, pool_tpot = pool.option.latency_at(rates[peak] * pool.bucket_share, int(pool.replicas[peak]))
+        ttft, tpot = max(ttft, pool_ttft), max(tpot, pool_tpot)
+    tokens = float(demand.hourly_rate.sum()) * 3600.0 * demand.mean_output_tokens * DAYS_PER_MONTH
+    return {
+        "name": deployment.name, "kind": deployment.kind,
+        "hardware": sorted({p.option.kind for p in deployment.pools}),
+        "pools": [pool_row(p) for p in deployment.pools],
+        "monthly_usd": round(deployment.monthly_usd, 2),
+        "usd_per_million_output_tokens": round(deployment.monthly_usd / tokens * 1e6, 4) if tokens > 0 else None,
+        "predicted": {"ttft_ms_p95": round(ttft * 1e3, 2), "tpot_ms_p95": round(tpot * 1e3, 3)},
+        "verified": None if check is None else {
+            "ttft_ms_p95": check.ttft_ms_p95, "tpot_ms_p95": check.tpot_ms_p95, "goodput": check.goodput,
+            "requests": check.requests, "passed": check.passed, "replicas_added": added},
+    }
+
+
+def pool_row(pool: PoolPlan) -> dict[str, Any]:
+    """One pool of an option as plain data (the JSON schema's `pools` entries)."""
+    option = pool.option
+    return {
+        "instance": option.instance, "accelerator": option.accelerator, "kind": option.kind, "tp": option.tp,
+        "dtype": option.dtype, "engine": option.engine, "max_seqs": option.max_seqs, "compiled_batch": option.compiled,
+        "replicas_peak": int(pool.replicas.max()), "replicas_min": int(pool.replicas.min()),
+        "instances_peak": int(pool.instances.max()), "instances_min": int(pool.instances.min()),
+        "replicas_per_instance": option.replicas_per_instance,
+        "purchase": pool.purchases(), "reserved_instances": pool.reserved, "reserved_term": pool.reserved_term,
+        "spot_instances_peak": int(pool.spot.max()), "spot_spares_peak": int(pool.spot_spares.max()),
+        "on_demand_instances_peak": int(pool.on_demand.max()),
+        "monthly_usd": round(pool.monthly_usd, 2),
+        "cost_by_purchase_monthly_usd": {k: round(v, 2) for k, v in pool.cost_by_purchase.items()},
+        "break_even_utilization": pool.break_even,
+        "bucket_share": [round(float(x), 4) for x in pool.bucket_share],
+        "capacity_rps_per_replica": [round(float(x), 4) for x in option.capacity],
+        "calibrated": option.calibrated,
+        "prices_usd_per_instance_hour": option.prices, "price_sources": option.price_sources,
+        "notes": pool.notes,
     }
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,8 @@ from fleetwise.models.library import load_model
 from fleetwise.perf.efficiency import load_calibration
 from fleetwise.plan.capacity import Option, Rejected, build_options
 from fleetwise.plan.costing import Deployment, plan_pool
-from fleetwise.plan.demand import HOURS, Demand, build_demand
-from fleetwise.plan.explain import describe
+from fleetwise.plan.demand import Demand, build_demand
+from fleetwise.plan.explain import describe, option_row
 from fleetwise.plan.mix import shortlist, solve_mix
 from fleetwise.plan.search import Checker, best_of_kind, search
 from fleetwise.plan.spec import PlanSpec, parse_what_if
@@ -51,7 +52,7 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     demand = build_demand(spec, model)
     report("options", 0.1)
     options, rejected = build_options(spec, model, demand, catalog, calibration)
-    rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]  # (24, B)
+    rates = demand.bucket_rates  # (24, B)
     singles, slow = _single_pools(spec, options, rates)
     rejected += slow
     if not singles:
@@ -81,7 +82,7 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
         (simulated.get(name, d), c, a) for name, (d, c, a) in checker.peak.items()]
     if not spec.verify and mix is not None:
         checked.append((mix, None, 0))  # ranked with the single pools, as screened
-    ranked = _ranked(spec, singles, checked, best, demand, failed)
+    ranked = _ranked(singles, checked, best, demand, failed)
     rejected += [Rejected(r["name"], "costs more", f"${r['monthly_usd'] - best.monthly_usd:,.0f}/month more than the "
                           f"recommendation (+{(r['monthly_usd'] / best.monthly_usd - 1) * 100:,.0f}%)")
                  for r in ranked if r["name"] != best.name and r["monthly_usd"] >= best.monthly_usd
@@ -142,18 +143,16 @@ def _best_mix(spec: PlanSpec, options: list[Option], rates: np.ndarray,
     return min(mixes, key=lambda d: d.monthly_usd, default=None)
 
 
-def _same(a: Deployment, b: Deployment) -> bool:
-    return [p.option.name for p in a.pools] == [p.option.name for p in b.pools]
-
-
-def _ranked(spec: PlanSpec, singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]],
-            best: Deployment, demand: Demand, failed: set[str]) -> list[dict[str, Any]]:
+def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]], best: Deployment,
+            demand: Demand, failed: set[str]) -> list[dict[str, Any]]:
     """Options ranked by monthly cost: simulated ones with their p95s, the rest as screened; failures last."""
     by_name = {d.name: (d, c, a) for d, c, a in checked}
     rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for deployment in [*(d for d, _, _ in checked), *singles]:
-        if any(r["name"] == deployment.name for r in rows):
+        if deployment.name in seen:
             continue
+        seen.add(deployment.name)
         deployment, check, added = by_name.get(deployment.name, (deployment, None, 0))
         if deployment.name == best.name:
             deployment = best
@@ -165,51 +164,6 @@ def _ranked(spec: PlanSpec, singles: list[Deployment], checked: list[tuple[Deplo
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     return rows
-
-
-def option_row(deployment: Deployment, check: Check | None, added: int, demand: Demand) -> dict[str, Any]:
-    """One ranked option as plain data."""
-    rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
-    peak = int(np.argmax(rates.sum(axis=1)))
-    ttft, tpot = 0.0, 0.0
-    for pool in deployment.pools:
-        pool_ttft, pool_tpot = pool.option.latency_at(rates[peak] * pool.bucket_share, int(pool.replicas[peak]))
-        ttft, tpot = max(ttft, pool_ttft), max(tpot, pool_tpot)
-    tokens = float(demand.hourly_rate.sum()) * 3600.0 * demand.mean_output_tokens * 365 / 12
-    return {
-        "name": deployment.name, "kind": deployment.kind,
-        "hardware": sorted({p.option.kind for p in deployment.pools}),
-        "pools": [pool_row(p) for p in deployment.pools],
-        "monthly_usd": round(deployment.monthly_usd, 2),
-        "usd_per_million_output_tokens": round(deployment.monthly_usd / tokens * 1e6, 4) if tokens > 0 else None,
-        "predicted": {"ttft_ms_p95": round(ttft * 1e3, 2), "tpot_ms_p95": round(tpot * 1e3, 3)},
-        "verified": None if check is None else {
-            "ttft_ms_p95": check.ttft_ms_p95, "tpot_ms_p95": check.tpot_ms_p95, "goodput": check.goodput,
-            "requests": check.requests, "passed": check.passed, "replicas_added": added},
-    }
-
-
-def pool_row(pool: Any) -> dict[str, Any]:
-    """One pool of an option as plain data (the JSON schema's `pools` entries)."""
-    option = pool.option
-    return {
-        "instance": option.instance, "accelerator": option.accelerator, "kind": option.kind, "tp": option.tp,
-        "dtype": option.dtype, "engine": option.engine, "max_seqs": option.max_seqs, "compiled_batch": option.compiled,
-        "replicas_peak": int(pool.replicas.max()), "replicas_min": int(pool.replicas.min()),
-        "instances_peak": int(pool.instances.max()), "instances_min": int(pool.instances.min()),
-        "replicas_per_instance": option.replicas_per_instance,
-        "purchase": pool.purchases(), "reserved_instances": pool.reserved, "reserved_term": pool.reserved_term,
-        "spot_instances_peak": int(pool.spot.max()), "spot_spares_peak": int(pool.spot_spares.max()),
-        "on_demand_instances_peak": int(pool.on_demand.max()),
-        "monthly_usd": round(pool.monthly_usd, 2),
-        "cost_by_purchase_monthly_usd": {k: round(v, 2) for k, v in pool.cost_by_purchase.items()},
-        "break_even_utilization": pool.break_even,
-        "bucket_share": [round(float(x), 4) for x in pool.bucket_share],
-        "capacity_rps_per_replica": [round(float(x), 4) for x in option.capacity],
-        "calibrated": option.calibrated,
-        "prices_usd_per_instance_hour": option.prices, "price_sources": option.price_sources,
-        "notes": pool.notes,
-    }
 
 
 def _what_if(spec: PlanSpec, change: str, base: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
@@ -234,18 +188,14 @@ def _what_if(spec: PlanSpec, change: str, base: dict[str, Any], catalog: Catalog
 
 
 def _nothing_left(spec: PlanSpec, rejected: list[Rejected]) -> str:
-    counts: dict[str, int] = {}
-    for r in rejected:
-        counts[r.category] = counts.get(r.category, 0) + 1
+    counts = Counter(r.category for r in rejected)
     summary = ", ".join(f"{n} {category}" for category, n in counts.items()) or "no shapes in the selection"
     closest = next((r for r in rejected if r.category == "misses SLO"), None)
-    reasons: dict[str, int] = {}
-    for r in rejected:
-        reasons[r.reason] = reasons.get(r.reason, 0) + 1
-    common = max(reasons, key=lambda k: reasons[k]) if reasons else ""
+    reasons = Counter(r.reason for r in rejected).most_common(1)
+    common = reasons[0][0] if reasons else ""
     hint = (f"; closest: {closest.option}: {closest.reason}" if closest else
             f"; most often: {common}" if common else "")
     return f"no option serves {spec.model} within the SLOs ({summary}){hint}"
 
 
-__all__ = ["HOURS", "option_row", "plan", "pool_row"]
+__all__ = ["plan"]

@@ -8,6 +8,7 @@ size-aware router would). The day: a short window of every hour's traffic at tha
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,10 +17,11 @@ from fleetwise.catalog.catalog import Catalog
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.plan.capacity import Option
-from fleetwise.plan.costing import Deployment, PoolPlan, plan_pool
+from fleetwise.plan.costing import Deployment, PoolPlan, buy_pool
 from fleetwise.plan.demand import HOURS, Demand, draw_window
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.sim.fleet import Router, run_pool
+from fleetwise.sim.metrics import request_latencies
 from fleetwise.sim.pool import PoolSpec
 from fleetwise.workload.requests import Requests
 
@@ -86,7 +88,8 @@ def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], re
             pool_spec = PoolSpec(model=model, hardware=option.instance, tp=option.tp, dtype=option.dtype,
                                  engine=option.engine, replicas=count, max_seqs=option.max_seqs, region=spec.region)
             run = run_pool(pool_spec, mine, catalog, calibration, router=VERIFY_ROUTER)
-            ttft, tpot = _latencies(run.log.first_token_s, run.log.finish_s, mine)
+            ttft, tpot, _ = request_latencies(mine, run.log)
+            ttft = np.where(np.isfinite(ttft), ttft, np.inf)  # a dropped request misses every SLO
             if cache is not None and traffic is not None:
                 cache[key] = (ttft, tpot)
         ttft_all.append(ttft)
@@ -95,14 +98,6 @@ def simulate(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], re
     whole = _check(spec, np.concatenate(ttft_all) if ttft_all else np.array([]),
                    np.concatenate(tpot_all) if tpot_all else np.array([]))
     return whole, per_pool
-
-
-def _latencies(first_token_s: np.ndarray, finish_s: np.ndarray, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
-    ttft = first_token_s - requests.arrival_s  # inf for a dropped request: it misses every SLO
-    outputs = requests.output_tokens.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = np.where(outputs > 1, (finish_s - first_token_s) / (outputs - 1), np.nan)
-    return np.where(np.isfinite(ttft), ttft, np.inf), tpot
 
 
 def _check(spec: PlanSpec, ttft: np.ndarray, tpot: np.ndarray) -> Check:
@@ -118,31 +113,36 @@ def _check(spec: PlanSpec, ttft: np.ndarray, tpot: np.ndarray) -> Check:
                  passed)
 
 
+def _repair(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], counts: list[int], requests: Requests,
+            bucket_of: np.ndarray, traffic: object, demand: Demand, catalog: Catalog, calibration: CalibrationTable,
+            step: Callable[[int], int]) -> tuple[Check, list[int]]:
+    """Simulate `requests` through the pools; while p95 misses and more replicas help (up to MAX_REPAIRS rounds,
+    each simulated), add `step(count)` replicas to the pool furthest from its SLO. The last check and counts."""
+    counts = list(counts)
+    previous = math.inf
+    for attempt in range(MAX_REPAIRS + 1):
+        whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration,
+                                   demand.sim_cache, traffic)
+        if whole.passed or attempt == MAX_REPAIRS or _futile(spec, whole, previous):
+            break
+        previous = _excess(spec, whole)
+        worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
+        counts[worst] += step(counts[worst])
+    return whole, counts
+
+
 def verify_peak(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment, demand: Demand,
                 catalog: Catalog, calibration: CalibrationTable) -> tuple[Deployment, Check, int]:
     """Simulate the peak window; add replicas to the worst pool until p95 holds. The deployment, check, added."""
     pools = deployment.pools
     peak = [int(p.replicas.max()) for p in pools]
-    added = 0
-    previous = math.inf
-    for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
-        whole, per_pool = simulate(spec, model, pools, peak, demand.peak_requests, demand.buckets.of_request,
-                                   catalog, calibration, demand.sim_cache, "peak")
-        if whole.passed or attempt == MAX_REPAIRS or _futile(spec, whole, previous):
-            break
-        previous = _excess(spec, whole)
-        worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
-        extra = max(1, math.ceil(0.1 * peak[worst]))
-        peak[worst] += extra
-        added += extra
+    whole, grown = _repair(spec, model, pools, peak, demand.peak_requests, demand.buckets.of_request, "peak", demand,
+                           catalog, calibration, step=lambda count: max(1, math.ceil(0.1 * count)))
+    added = sum(grown) - sum(peak)
     if added:  # scale every hour of a grown pool like its peak
-        rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
-        grown = []
-        for pool, count in zip(pools, peak, strict=True):
-            factor = count / int(pool.replicas.max())
-            replicas = np.maximum(np.ceil(pool.replicas * factor - 1e-9), 1).astype(np.int64)
-            grown.append(plan_pool(spec, pool.option, rates, pool.bucket_share, replicas))
-        deployment = Deployment(grown, deployment.kind)
+        deployment = Deployment([buy_pool(spec, pool.option, pool.bucket_share,
+                                          np.maximum(np.ceil(pool.replicas * count / top - 1e-9), 1))
+                                 for pool, count, top in zip(pools, grown, peak, strict=True)], deployment.kind)
     return deployment, whole, added
 
 
@@ -165,58 +165,41 @@ def verify_day(spec: PlanSpec, model: ModelArchitecture, deployment: Deployment,
     Hours with the same load and the same replicas are simulated once (a flat workload: one run for the day). The
     check stops at the first hour that misses even with replicas added (the list of checks is then shorter).
     """
-    workload = demand.workload
-    profile = workload.arrivals.hourly_profile or [1.0] * HOURS
     pools = deployment.pools
     replicas = [p.replicas.copy() for p in pools]  # the deployment passed in stays as it was
     checks: list[Check] = []
     seen: dict[tuple[float, tuple[int, ...]], tuple[Check, list[int]]] = {}
-    changed = False
     for hour in range(HOURS):
-        counts = [int(p.replicas[hour]) for p in pools]
-        key = (float(profile[hour]), tuple(counts))
-        if profile[hour] <= 0:
+        arrivals = demand.arrivals_per_s(hour)
+        if arrivals <= 0:
             checks.append(Check(None, None, 1.0, 0, True))
             continue
+        counts = [int(p.replicas[hour]) for p in pools]
+        key = (arrivals, tuple(counts))
         if key not in seen:
             seen[key] = _check_hour(spec, model, pools, counts, demand, hour, catalog, calibration)
         check, repaired = seen[key]
         for pool_replicas, count in zip(replicas, repaired, strict=True):
-            if count != pool_replicas[hour]:
-                pool_replicas[hour] = count
-                changed = True
+            pool_replicas[hour] = count
         checks.append(check)
         if not check.passed:
             break  # the deployment fails the day: the remaining hours would not change that
-    if changed:
-        rates = demand.hourly_rate[:, None] * demand.buckets.share[None, :]
-        deployment = Deployment([plan_pool(spec, p.option, rates, p.bucket_share, r) for p, r in zip(pools, replicas,
-                                                                                                    strict=True)],
+    if any((r != p.replicas).any() for r, p in zip(replicas, pools, strict=True)):
+        deployment = Deployment([buy_pool(spec, p.option, p.bucket_share, r) for p, r in zip(pools, replicas,
+                                                                                             strict=True)],
                                 deployment.kind)
     return deployment, checks
 
 
 def _check_hour(spec: PlanSpec, model: ModelArchitecture, pools: list[PoolPlan], counts: list[int], demand: Demand,
                 hour: int, catalog: Catalog, calibration: CalibrationTable) -> tuple[Check, list[int]]:
-    """One hour's window through the pools, with replicas added (up to MAX_REPAIRS) until it passes."""
-    workload = demand.workload
-    profile = workload.arrivals.hourly_profile or [1.0] * HOURS
+    """One hour's window through the pools, with a replica at a time added (while it helps) until it passes."""
     seconds = min(max(DAY_REQUESTS / float(demand.hourly_rate[hour]), DAY_WINDOW_S[0]), DAY_WINDOW_S[1])
     cached = demand.sim_cache.get(("hour", hour))
     requests = cached if isinstance(cached, Requests) else draw_window(
-        workload, workload.arrivals.rate_per_s * profile[hour], seconds, workload.seed + hour + 1)
+        demand.workload, demand.arrivals_per_s(hour), seconds, demand.workload.seed + hour + 1)
     demand.sim_cache[("hour", hour)] = requests
     if len(requests) < 1:
         return Check(None, None, 1.0, 0, True), counts
-    bucket_of = demand.buckets.classify(requests)
-    counts = list(counts)
-    previous = math.inf
-    for attempt in range(MAX_REPAIRS + 1):  # the last repair is simulated too
-        whole, per_pool = simulate(spec, model, pools, counts, requests, bucket_of, catalog, calibration,
-                                   demand.sim_cache, ("hour", hour))
-        if whole.passed or attempt == MAX_REPAIRS or _futile(spec, whole, previous):
-            break
-        previous = _excess(spec, whole)
-        worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
-        counts[worst] += 1
-    return whole, counts
+    return _repair(spec, model, pools, counts, requests, demand.buckets.classify(requests), ("hour", hour), demand,
+                   catalog, calibration, step=lambda count: 1)

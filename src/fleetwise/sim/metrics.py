@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from fleetwise.sim.fleet import FleetRun
+from fleetwise.sim.replica import RequestLog
 from fleetwise.workload.requests import Requests
 
 PERCENTILES = (50, 90, 95, 99)
@@ -29,16 +30,23 @@ def _percentiles(values: np.ndarray, scale: float) -> dict[str, float | None]:
     return {f"p{p}": round(float(np.percentile(finite, p)) * scale, 4) for p in PERCENTILES}
 
 
+def request_latencies(requests: Requests, log: RequestLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per request TTFT, TPOT (vLLM's: (E2E − TTFT) / (output − 1), NaN for one output token) and E2E, seconds."""
+    ttft = log.first_token_s - requests.arrival_s
+    e2e = log.finish_s - requests.arrival_s
+    outputs = requests.output_tokens.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpot = np.where(outputs > 1, (e2e - ttft) / (outputs - 1), np.nan)
+    return ttft, tpot, e2e
+
+
 def summarize(run: FleetRun, requests: Requests, slo: Slo = Slo(), interval_s: float = 60.0) -> dict[str, Any]:
     """The run's report: every request accounted for, the percentiles users feel, and what it cost."""
     log = run.log
     arrival = requests.arrival_s
     done = np.isfinite(log.finish_s)
-    ttft = log.first_token_s - arrival
-    e2e = log.finish_s - arrival
+    ttft, tpot, e2e = request_latencies(requests, log)
     outputs = requests.output_tokens.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = np.where(outputs > 1, (e2e - ttft) / (outputs - 1), np.nan)
     meets = done.copy()
     if slo.ttft_ms is not None:
         meets &= ttft * 1e3 <= slo.ttft_ms

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleetwise.sim.metrics import request_latencies
 from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
 from fleetwise.sim.steps import StepCost
 from fleetwise.workload.requests import Requests
@@ -38,11 +39,7 @@ def _uniform(n: int, prompt: int, output: int) -> Requests:
 
 
 def _result(requests: Requests, log: RequestLog, keep: np.ndarray) -> SteadyResult:
-    ttft = (log.first_token_s - requests.arrival_s)[keep]
-    e2e = (log.finish_s - requests.arrival_s)[keep]
-    outputs = requests.output_tokens[keep].astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tpot = np.where(outputs > 1, (e2e - ttft) / (outputs - 1), np.nan)
+    ttft, tpot, e2e = (values[keep] for values in request_latencies(requests, log))
     # throughput over the steady window, first to last arrival: the drain after the last arrival is not steady
     start, end = float(requests.arrival_s[keep].min()), float(requests.arrival_s[keep].max())
     finished = keep & (log.finish_s <= end)
