@@ -17,8 +17,8 @@ from fleetwise.fit import fit_model
 from fleetwise.models import load_model
 from fleetwise.perf import bundled_calibration
 from fleetwise.perf.hardware import resolve_hardware
+from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
 from fleetwise.perf.scenarios import closed_loop, poisson, static_batch
-from fleetwise.perf.step_time import ReplicaConfig, build_arrays
 
 MODELS = ["meta-llama/Llama-3.1-8B-Instruct", "meta-llama/Llama-3.1-70B-Instruct", "Qwen/Qwen3-30B-A3B",
           "mistralai/Mixtral-8x7B-Instruct-v0.1", "google/gemma-2-27b-it", "openai/gpt-oss-120b"]

@@ -16,7 +16,8 @@ from fleetwise.perf.calibrate import absolute_percentage_errors, cross_validate,
 from fleetwise.perf.hardware import resolve_hardware
 from fleetwise.perf.measurements import read_measurements
 from fleetwise.perf.scenarios import closed_loop, poisson, static_batch
-from fleetwise.perf.step_time import ReplicaConfig, build_arrays, decode_step, prefill_step
+from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
+from fleetwise.perf.step_time import decode_step, prefill_step
 
 
 @pytest.fixture(scope="module")

@@ -279,7 +279,8 @@ def test_kv_pressure_with_cached_prefixes_finishes_and_returns_every_block(catal
 def test_fast_forward_matches_step_by_step_decode_with_sliding_windows(catalog) -> None:  # type: ignore[no-untyped-def]
     from fleetwise.dtypes import get_dtype
     from fleetwise.perf.hardware import resolve_hardware
-    from fleetwise.perf.step_time import ReplicaConfig, build_arrays, decode_step
+    from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
+    from fleetwise.perf.step_time import decode_step
 
     model, prompt, output = "google/gemma-3-27b-it", 512, 4000
     spec = _spec(model=load_model(model), hardware="p5.48xlarge", tp=2)

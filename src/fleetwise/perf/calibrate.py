@@ -23,8 +23,8 @@ from fleetwise.models.library import load_model
 from fleetwise.perf.efficiency import BOUNDS, TERMS, CalibrationTable, Efficiency
 from fleetwise.perf.hardware import resolve_hardware
 from fleetwise.perf.measurements import Measurement
+from fleetwise.perf.replica_arrays import Array, ReplicaArrays, ReplicaConfig, build_arrays
 from fleetwise.perf.scenarios import static_batch
-from fleetwise.perf.step_time import Array, ReplicaArrays, ReplicaConfig, build_arrays
 
 # Pull of kind, engine and cell factors towards 1 (log units), chosen from {0.03, 0.1, 0.3, 1} by the lowest
 # leave-one-source-out error on the bundled measurements.
@@ -69,12 +69,8 @@ def prepare_replay(rows: Sequence[Measurement], catalog: Catalog) -> Replay:
 
 def with_table(replay: Replay, table: CalibrationTable) -> ReplicaArrays:
     """The replay's arrays with every row's efficiencies looked up in `table`."""
-    effs = [table.lookup(e, c, k) for e, c, k in zip(replay.engines, replay.chips, replay.kinds, strict=True)]
-    return dataclasses.replace(
-        replay.arrays,
-        compute_eff=np.array([x.compute for x in effs]), memory_eff=np.array([x.memory for x in effs]),
-        comm_eff=np.array([x.communication for x in effs]), allreduce_s=np.array([x.allreduce_us / 1e6 for x in effs]),
-        overhead_s=np.array([x.overhead_ms / 1e3 for x in effs]))
+    return replay.arrays.with_efficiencies(
+        [table.lookup(e, c, k) for e, c, k in zip(replay.engines, replay.chips, replay.kinds, strict=True)])
 
 
 def predict_rows(replay: Replay, arrays: ReplicaArrays) -> Array:

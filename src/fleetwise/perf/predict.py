@@ -16,8 +16,9 @@ from fleetwise.fit.memory import fit_one
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import ReplicaHardware, resolve_hardware
+from fleetwise.perf.replica_arrays import ReplicaArrays, ReplicaConfig, build_arrays
 from fleetwise.perf.scenarios import ScenarioResult, closed_loop, poisson, smallest_compiled_batch, static_batch
-from fleetwise.perf.step_time import ReplicaArrays, ReplicaConfig, StepTimes, build_arrays
+from fleetwise.perf.step_time import StepTimes
 
 Mode = Literal["batch", "concurrency", "rate"]
 MAX_USERS = 100_000  # a closed loop simulates three requests per user (about 2 s at this limit)
@@ -113,9 +114,9 @@ def predict(request: PredictRequest, catalog: Catalog, calibration: CalibrationT
 def _simulated(request: PredictRequest, arrays: ReplicaArrays, hardware: ReplicaHardware, kv_cache_gib: float,
                limit: int, analytic: ScenarioResult) -> ScenarioResult:
     """Latency and throughput under a rate or a user count come from the serving simulator."""
+    from fleetwise.perf.step_time import StepCost
     from fleetwise.sim.pool import replica_settings  # the simulator builds on perf, not the other way round
     from fleetwise.sim.steady import closed_loop_steady, poisson_steady
-    from fleetwise.sim.steps import StepCost
 
     cost = StepCost.from_arrays(arrays)
     settings = replica_settings(request.model, arrays, kv_cache_gib, request.kv_cache_dtype, limit, hardware)

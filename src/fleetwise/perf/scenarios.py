@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from fleetwise.perf.step_time import Array, ReplicaArrays, StepTimes, decode_step, prefill_step
+from fleetwise.perf.replica_arrays import Array, ReplicaArrays
+from fleetwise.perf.step_time import StepTimes, decode_step, prefill_step
 
 DECODE_SAMPLES = 32  # contexts sampled along a request's decode to average step times (exact for linear costs)
 
@@ -59,7 +60,7 @@ def _per_request_tpot(e2e: Array, ttft: Array, o: Array) -> Array:
 def _decode_batch(r: ReplicaArrays, active: Array, compiled_batch: Array) -> Array:
     """Sequences a decode step computes: at least one; engines with compiled shapes run every compiled slot."""
     busy = np.maximum(active, 1.0)
-    return np.where(r.column("pads_prompts") > 0, np.maximum(busy, compiled_batch), busy)
+    return np.where(r.pads_prompts[:, None] > 0, np.maximum(busy, compiled_batch), busy)
 
 
 def static_batch(r: ReplicaArrays, batch: Array | float, input_tokens: Array | float,
@@ -88,7 +89,7 @@ def _cycle(r: ReplicaArrays, active: Array, i: Array, o: Array, compiled_batch: 
     cost only their compute and all-reduces; without it a prefill is a step of its own that stalls decoding.
     """
     prefill = prefill_step(r, np.ones_like(active), i)
-    interleaved = np.where(r.column("chunked_prefill") > 0, prefill.compute_s + prefill.communication_s,
+    interleaved = np.where(r.chunked_prefill[:, None] > 0, prefill.compute_s + prefill.communication_s,
                            prefill.total_s)
     tpot_mean, median = _decode_profile(r, _decode_batch(r, active, compiled_batch), i, o, samples)
     cycle = prefill.total_s + np.maximum(active - 1.0, 0.0) * interleaved + (o - 1.0) * tpot_mean

@@ -1,141 +1,165 @@
-"""Step-time model: how long one prefill or decode step of a replica takes, from first principles.
+"""Step-time model: how long one step of a replica takes, from first principles, written once.
 
 A step costs the larger of its compute time (matmul + attention FLOPs at the achieved share of peak) and its
 memory time (weights, touched experts and KV cache streamed at the achieved share of bandwidth), plus
-tensor-parallel all-reduces over the link, plus a fixed per-step overhead. Everything is numpy arrays so that
-thousands of configurations are evaluated at once: each field of `ReplicaArrays` has shape (N,), and the batch
-arguments broadcast against (N, 1).
+tensor-parallel all-reduces over the link, plus a fixed per-step overhead.
+
+Every formula here takes `StepConstants` whose fields are either floats (one configuration: what the simulator
+asks, step by step, through `StepCost`) or numpy columns of shape (N, 1) that broadcast against per-configuration
+batch arrays (thousands of configurations at once: `prefill_step`, `decode_step`). Both paths run the same
+expressions; only the elementwise max/min/where/ceil helpers dispatch on the argument type.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
-from fleetwise.dtypes import ACTIVATION_BYTES, WeightDType, kv_cache_bytes
-from fleetwise.engines.compat import kv_share_per_rank
-from fleetwise.errors import FleetwiseError
-from fleetwise.fit.memory import weight_bytes_per_device
-from fleetwise.models.architecture import ModelArchitecture
-from fleetwise.perf.efficiency import Efficiency
-from fleetwise.perf.hardware import ReplicaHardware
+from fleetwise.dtypes import ACTIVATION_BYTES
+from fleetwise.perf.replica_arrays import MAX_WINDOW_GROUPS, Array, ReplicaArrays
 
-Array = NDArray[np.float64]
-MAX_WINDOW_GROUPS = 2  # distinct sliding-window sizes per model (gpt-oss, Gemma, Llama 4 have one)
 NEURON_MIN_BUCKET = 128  # NxDI / transformers-neuronx auto-buckets are powers of two from 128 (engines.yaml)
-
-
-@dataclass(frozen=True)
-class ReplicaArrays:
-    """Per-configuration constants of the step model, one entry per configuration."""
-
-    tp: Array
-    peak_flops: Array  # per rank, FLOP/s
-    memory_bandwidth: Array  # per rank, bytes/s
-    link_bandwidth: Array  # per rank per direction, bytes/s (inf when tp == 1)
-    compute_eff: Array
-    memory_eff: Array
-    comm_eff: Array
-    allreduce_s: Array  # latency of one hop of a ring all-reduce
-    overhead_s: Array
-    matmul_flops_per_token: Array  # whole replica, excluding the input embedding lookup
-    lm_head_flops_per_token: Array
-    attention_flops_per_token_layer: Array  # per attended token per layer
-    layers: Array
-    hidden: Array
-    full_layers: Array
-    window_size: Array  # (N, MAX_WINDOW_GROUPS)
-    window_layers: Array  # (N, MAX_WINDOW_GROUPS)
-    kv_bytes_per_token_layer: Array  # per rank
-    dense_weight_bytes: Array  # per rank, everything but routed experts
-    expert_bytes: Array  # per rank, one routed expert of one layer
-    moe_layers: Array
-    experts: Array
-    experts_per_token: Array
-    pads_prompts: Array  # 1.0 where prompts are padded to compiled power-of-two buckets (Neuron)
-    chunked_prefill: Array  # 1.0 where the engine folds prompt chunks into decode steps
-
-    def __len__(self) -> int:
-        return int(self.tp.shape[0])
-
-    def take(self, rows: NDArray[np.intp]) -> ReplicaArrays:
-        """The configurations at `rows` (repeats allowed), e.g. one per point of a load grid."""
-        return ReplicaArrays(**{f.name: getattr(self, f.name)[rows] for f in fields(self)})
-
-    def column(self, key: str) -> Array:
-        """A field shaped (N, 1) to broadcast against per-configuration batch arrays."""
-        value: Array = getattr(self, key)
-        return value[:, None] if value.ndim == 1 else value
+Num = Any  # a float (one configuration) or a float64 array broadcasting over configurations
 
 
 @dataclass(frozen=True, slots=True)
-class ReplicaConfig:
-    """One configuration to predict: a model on a replica's hardware, in a dtype, with fitted efficiencies."""
+class StepConstants:
+    """The step model's constants of one configuration (floats) or of many ((N, 1) columns)."""
 
-    model: ModelArchitecture
-    hardware: ReplicaHardware
-    dtype: WeightDType
-    efficiency: Efficiency
-    kv_cache_dtype: str = "auto"
+    tp: Num
+    flops_rate: Num  # achieved FLOP/s per rank
+    byte_rate: Num  # achieved HBM bytes/s per rank
+    link_rate: Num  # achieved link bytes/s per rank and direction (inf at TP=1)
+    hop_s: Num  # latency of one hop of a ring all-reduce
+    overhead_s: Num
+    matmul_flops: Num  # per token, whole replica
+    lm_head_flops: Num
+    attention_flops: Num  # per attended token per layer
+    layers: Num
+    hidden: Num
+    full_layers: Num
+    windows: tuple[tuple[Num, Num], ...]  # (window size, layers with it)
+    kv_bytes_per_token_layer: Num  # per rank
+    dense_weight_bytes: Num
+    expert_bytes: Num
+    moe_layers: Num
+    experts: Num
+    expert_share: Num  # routed experts a token activates, as a share of all (0 for dense models)
+    pads: Num  # true where prompts and contexts run in compiled power-of-two buckets (Neuron)
+    chunked_prefill: Num  # true where the engine folds prompt chunks into decode steps
 
 
-def build_arrays(configs: Sequence[ReplicaConfig]) -> ReplicaArrays:
-    """Pack configurations into arrays; a figure missing from the catalog is an error naming it."""
-    columns: dict[str, list[object]] = {f.name: [] for f in fields(ReplicaArrays)}
-    for config in configs:
-        for key, value in _constants(config).items():
-            columns[key].append(value)
-    return ReplicaArrays(**{k: np.asarray(v, dtype=np.float64) for k, v in columns.items()})
+def _derive(get: Callable[[str], Num], windows: tuple[tuple[Num, Num], ...]) -> StepConstants:
+    return StepConstants(
+        tp=get("tp"), flops_rate=get("peak_flops") * get("compute_eff"),
+        byte_rate=get("memory_bandwidth") * get("memory_eff"), link_rate=get("link_bandwidth") * get("comm_eff"),
+        hop_s=get("allreduce_s"), overhead_s=get("overhead_s"), matmul_flops=get("matmul_flops_per_token"),
+        lm_head_flops=get("lm_head_flops_per_token"), attention_flops=get("attention_flops_per_token_layer"),
+        layers=get("layers"), hidden=get("hidden"), full_layers=get("full_layers"), windows=windows,
+        kv_bytes_per_token_layer=get("kv_bytes_per_token_layer"), dense_weight_bytes=get("dense_weight_bytes"),
+        expert_bytes=get("expert_bytes"), moe_layers=get("moe_layers"), experts=get("experts"),
+        expert_share=get("experts_per_token") / _larger(get("experts"), 1.0), pads=get("pads_prompts"),
+        chunked_prefill=get("chunked_prefill"))
 
 
-def _constants(config: ReplicaConfig) -> dict[str, object]:
-    model, hw, dtype, eff = config.model, config.hardware, config.dtype, config.efficiency
-    tp = hw.tp
-    peak = hw.peak_flops_per_rank(dtype)
-    bandwidth = hw.memory_bytes_per_s_per_rank
-    link = hw.link_bytes_per_s_per_rank if tp > 1 else float("inf")
-    for value, what in ((peak, f"{'fp8' if dtype.id == 'fp8' else 'bf16'} TFLOPS"), (bandwidth, "memory GB/s"),
-                        (link, "interconnect GB/s")):
-        if value is None:
-            raise FleetwiseError(f"{hw.chip.name}: {what} not found in the catalog, so its step time cannot be "
-                                 f"predicted; add the figure with --catalog (see `fleetwise catalog show`)")
-    counts = model.parameters()
-    a = model.attention
-    kv_share = kv_share_per_rank(hw.engine, model, tp)
-    weights = weight_bytes_per_device(model, dtype, tp, kv_share)
-    expert_bytes = 0.0
-    if model.moe is not None:
-        per_expert = counts.routed_experts / max(sum(model.moe_layers) * model.moe.num_experts, 1)
-        expert_bytes = per_expert * dtype.bytes_per_param / tp  # routed experts are quantisable linears
-    windows = sorted({w for w in model.layer_windows if w is not None})
-    if len(windows) > MAX_WINDOW_GROUPS:
-        raise FleetwiseError(f"{model.name}: more than {MAX_WINDOW_GROUPS} distinct attention windows")
-    sizes = [*windows, *[1] * (MAX_WINDOW_GROUPS - len(windows))]
-    layer_counts = [sum(w == size for w in model.layer_windows) for size in windows]
-    layer_counts += [0] * (MAX_WINDOW_GROUPS - len(layer_counts))
-    routed_total = expert_bytes * sum(model.moe_layers) * (model.moe.num_experts if model.moe else 0)
-    return {
-        "tp": tp, "peak_flops": peak, "memory_bandwidth": bandwidth, "link_bandwidth": link,
-        "compute_eff": eff.compute, "memory_eff": eff.memory, "comm_eff": eff.communication,
-        "allreduce_s": eff.allreduce_us / 1e6, "overhead_s": eff.overhead_ms / 1000.0,
-        "matmul_flops_per_token": 2.0 * model.matmul_parameters_per_token(),
-        "lm_head_flops_per_token": 2.0 * model.vocab_size * model.hidden_size,
-        "attention_flops_per_token_layer": 2.0 * a.num_heads * (a.head_dim + a.v_head_dim),
-        "layers": model.num_layers, "hidden": model.hidden_size,
-        "full_layers": sum(w is None for w in model.layer_windows),
-        "window_size": sizes, "window_layers": layer_counts,
-        "kv_bytes_per_token_layer": model.kv_cache_bytes_per_token_per_layer(kv_cache_bytes(config.kv_cache_dtype))
-        * kv_share,
-        "dense_weight_bytes": weights - routed_total, "expert_bytes": expert_bytes,
-        "moe_layers": sum(model.moe_layers), "experts": model.moe.num_experts if model.moe else 0,
-        "experts_per_token": model.moe.experts_per_token if model.moe else 0,
-        "pads_prompts": 1.0 if hw.engine.compiled_shapes.value else 0.0,
-        "chunked_prefill": 1.0 if hw.engine.chunked_prefill.value else 0.0,
-    }
+def columns(r: ReplicaArrays) -> StepConstants:
+    """The constants of every configuration as (N, 1) columns."""
+    windows = tuple((r.window_size[:, g:g + 1], r.window_layers[:, g:g + 1]) for g in range(MAX_WINDOW_GROUPS))
+    return _derive(lambda key: getattr(r, key)[:, None], windows)
 
+
+def row(r: ReplicaArrays, index: int = 0) -> StepConstants:
+    """The constants of configuration `index` as floats (windows without layers left out)."""
+    windows = tuple((float(w), float(n)) for w, n in zip(r.window_size[index], r.window_layers[index], strict=True)
+                    if n > 0)
+    constants = _derive(lambda key: float(getattr(r, key)[index]), windows)
+    return replace(constants, full_layers=int(constants.full_layers), pads=constants.pads > 0,
+                   chunked_prefill=constants.chunked_prefill > 0)
+
+
+# ---- elementwise helpers: the only places where floats and arrays take different code ---------------------
+
+def _larger(a: Num, b: Num) -> Num:
+    return np.maximum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else max(a, b)
+
+
+def _smaller(a: Num, b: Num) -> Num:
+    return np.minimum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else min(a, b)
+
+
+def _power_of_two_at_least(x: Num) -> Num:
+    return 2.0 ** np.ceil(np.log2(x)) if isinstance(x, np.ndarray) else 2.0 ** math.ceil(math.log2(x))
+
+
+# ---- the model ----------------------------------------------------------------------------------------
+
+def bucketed(c: StepConstants, tokens: Num) -> Num:
+    """Sequence length as executed: Neuron runs compiled power-of-two buckets of at least 128 tokens."""
+    if isinstance(c.pads, np.ndarray):
+        length = np.asarray(tokens, dtype=np.float64)
+        bucket = _larger(_power_of_two_at_least(_larger(length, 1.0)), NEURON_MIN_BUCKET)
+        return np.where(c.pads > 0, bucket, length)
+    if not c.pads:
+        return tokens
+    return _larger(_power_of_two_at_least(_larger(tokens, 1.0)), NEURON_MIN_BUCKET)
+
+
+def attended_tokens(c: StepConstants, context: Num) -> Num:
+    """Tokens attended across all layers by one token at position `context` (windows cap their layers)."""
+    return c.full_layers * context + sum(n * _smaller(w, context) for w, n in c.windows)
+
+
+def causal_attended(c: StepConstants, start: Num, end: Num) -> Num:
+    """Attended tokens, over all layers, of the prompt tokens at positions start+1..end (a causal prefill chunk)."""
+    return _cumulative_attended(c, end) - _cumulative_attended(c, start)
+
+
+def _cumulative_attended(c: StepConstants, p: Num) -> Num:
+    total = c.full_layers * p * (p + 1.0) / 2.0
+    for w, n in c.windows:
+        capped = _smaller(p, w)  # positions past the window attend to the window only
+        total = total + n * (capped * (capped + 1.0) / 2.0 + (p - capped) * w)
+    return total
+
+
+def experts_touched(c: StepConstants, tokens: Num) -> Num:
+    """Expected distinct routed experts per MoE layer that `tokens` tokens activate (uniform routing)."""
+    return c.experts * (1.0 - (1.0 - c.expert_share) ** tokens)
+
+
+def step_parts(c: StepConstants, decode_seqs: Num, decode_attended: Num, prefill_tokens: Num,
+               prefill_attended: Num, prefill_last: Num) -> tuple[Num, Num, Num, Num]:
+    """(compute, memory, communication, overhead) seconds of one step that decodes `decode_seqs` sequences and
+    prefills `prefill_tokens` prompt tokens.
+
+    decode_attended / prefill_attended: attended tokens summed over tokens and layers; prefill_last: prompts whose
+    last token is in this step (only those compute logits). Communication is two ring all-reduces of the hidden
+    states per layer (after attention and after the MLP), each 2(tp-1) hops of fixed latency plus the ring's share
+    of the bytes over the link; it vanishes at TP=1, where the link rate is infinite.
+    """
+    tokens = decode_seqs + prefill_tokens
+    flops = (tokens * c.matmul_flops - (prefill_tokens - prefill_last) * c.lm_head_flops
+             + (decode_attended + prefill_attended) * c.attention_flops)
+    compute = flops / c.tp / c.flops_rate
+    moved = (c.dense_weight_bytes + c.moe_layers * experts_touched(c, tokens) * c.expert_bytes
+             + (decode_attended + prefill_tokens * c.layers) * c.kv_bytes_per_token_layer)
+    memory = moved / c.byte_rate
+    transfer = 2.0 * (c.tp - 1.0) / c.tp * tokens * c.hidden * ACTIVATION_BYTES / c.link_rate
+    communication = 2.0 * c.layers * (2.0 * (c.tp - 1.0) * c.hop_s + transfer)
+    return compute, memory, communication, c.overhead_s
+
+
+def total_s(parts: tuple[Num, Num, Num, Num]) -> Num:
+    """Step time: compute and memory overlap, communication and overhead add."""
+    compute, memory, communication, overhead = parts
+    return _larger(compute, memory) + communication + overhead
+
+
+# ---- many configurations at once ------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class StepTimes:
@@ -149,79 +173,79 @@ class StepTimes:
     @property
     def total_s(self) -> Array:
         """Step time: compute and memory overlap, communication and overhead add."""
-        return np.maximum(self.compute_s, self.memory_s) + self.communication_s + self.overhead_s
+        return np.asarray(total_s((self.compute_s, self.memory_s, self.communication_s, self.overhead_s)),
+                          dtype=np.float64)
 
 
-def bucketed(r: ReplicaArrays, tokens: Array) -> Array:
-    """Sequence length as executed: Neuron runs compiled power-of-two buckets of at least 128 tokens."""
-    length = np.asarray(tokens, dtype=np.float64)
-    bucket = np.maximum(2.0 ** np.ceil(np.log2(np.maximum(length, 1.0))), NEURON_MIN_BUCKET)
-    return np.asarray(np.where(r.column("pads_prompts") > 0, bucket, length), dtype=np.float64)
+def _step_times(parts: tuple[Num, Num, Num, Num], shape: tuple[int, ...]) -> StepTimes:
+    return StepTimes(*(np.broadcast_to(np.asarray(p, dtype=np.float64), shape) for p in parts))
 
 
-def attended_tokens(r: ReplicaArrays, context: Array) -> Array:
-    """Tokens attended across all layers by one token at position `context` (windows cap their layers)."""
-    context = np.asarray(context, dtype=np.float64)
-    windowed = (r.window_layers[:, None, :] * np.minimum(r.window_size[:, None, :], context[..., None])).sum(-1)
-    return np.asarray(r.column("full_layers") * context + windowed, dtype=np.float64)
-
-
-def _causal_attended(r: ReplicaArrays, prompt: Array) -> Array:
-    """Sum over the prompt's tokens of the tokens each attends to, over all layers (causal prefill)."""
-    full = prompt * (prompt + 1.0) / 2.0
-    w = r.window_size[:, None, :]
-    p = prompt[..., None]
-    capped = np.where(p <= w, p * (p + 1.0) / 2.0, w * (w + 1.0) / 2.0 + (p - w) * w)
-    return np.asarray(r.column("full_layers") * full + (r.window_layers[:, None, :] * capped).sum(-1),
-                      dtype=np.float64)
-
-
-def _experts_touched(r: ReplicaArrays, tokens: Array) -> Array:
-    """Expected distinct routed experts per MoE layer that `tokens` tokens activate (uniform routing)."""
-    experts = r.column("experts")
-    share = np.divide(r.column("experts_per_token"), experts, out=np.zeros_like(experts), where=experts > 0)
-    return experts * (1.0 - (1.0 - share) ** tokens)
-
-
-def _allreduce_s(r: ReplicaArrays, tokens: Array) -> Array:
-    """Two ring all-reduces of the hidden states per layer (after attention and after the MLP): 2(tp-1) hops of
-    fixed latency each, plus the ring's share of the bytes over the link."""
-    tp = r.column("tp")
-    size = tokens * r.column("hidden") * ACTIVATION_BYTES
-    transfer = 2.0 * (tp - 1.0) / tp * size / (r.column("link_bandwidth") * r.column("comm_eff"))
-    per_allreduce = 2.0 * (tp - 1.0) * r.column("allreduce_s") + transfer  # a ring takes 2(tp-1) hops
-    return np.where(tp > 1, 2.0 * r.column("layers") * per_allreduce, 0.0)
-
-
-def _weights_s(r: ReplicaArrays, tokens: Array) -> Array:
-    expert_bytes = r.column("moe_layers") * _experts_touched(r, tokens) * r.column("expert_bytes")
-    return r.column("dense_weight_bytes") + expert_bytes
-
-
-def prefill_step(r: ReplicaArrays, batch: Array, prompt_tokens: Array) -> StepTimes:
+def prefill_step(r: ReplicaArrays, batch: Array | float, prompt_tokens: Array | float) -> StepTimes:
     """One step that prefills `batch` prompts of `prompt_tokens` each (no cached prefix)."""
+    c = columns(r)
     batch = np.asarray(batch, dtype=np.float64)
-    prompt = bucketed(r, prompt_tokens)
+    prompt = bucketed(c, prompt_tokens)
     tokens = batch * prompt
-    tp = r.column("tp")
-    flops = (tokens * r.column("matmul_flops_per_token")
-             - batch * (prompt - 1.0) * r.column("lm_head_flops_per_token")  # logits only for the last token
-             + batch * _causal_attended(r, prompt) * r.column("attention_flops_per_token_layer"))
-    compute = flops / tp / (r.column("peak_flops") * r.column("compute_eff"))
-    kv_write = tokens * r.column("layers") * r.column("kv_bytes_per_token_layer")
-    memory = (_weights_s(r, tokens) + kv_write) / (r.column("memory_bandwidth") * r.column("memory_eff"))
-    return StepTimes(compute, memory, _allreduce_s(r, tokens), np.broadcast_to(r.column("overhead_s"), tokens.shape))
+    parts = step_parts(c, 0.0, 0.0, tokens, batch * causal_attended(c, 0.0, prompt), batch)
+    return _step_times(parts, np.broadcast_shapes(np.shape(tokens), (len(r), 1)))
 
 
-def decode_step(r: ReplicaArrays, batch: Array, context_tokens: Array) -> StepTimes:
+def decode_step(r: ReplicaArrays, batch: Array | float, context_tokens: Array | float) -> StepTimes:
     """One decode step for `batch` sequences that each hold `context_tokens` tokens."""
+    c = columns(r)
     batch = np.asarray(batch, dtype=np.float64)
-    attended = attended_tokens(r, bucketed(r, context_tokens))
-    tp = r.column("tp")
-    flops = batch * (r.column("matmul_flops_per_token") + attended * r.column("attention_flops_per_token_layer"))
-    compute = flops / tp / (r.column("peak_flops") * r.column("compute_eff"))
-    kv_read = batch * attended * r.column("kv_bytes_per_token_layer")
-    memory = (_weights_s(r, batch) + kv_read) / (r.column("memory_bandwidth") * r.column("memory_eff"))
-    shape = np.broadcast_shapes(batch.shape, attended.shape)
-    return StepTimes(np.broadcast_to(compute, shape), np.broadcast_to(memory, shape),
-                     np.broadcast_to(_allreduce_s(r, batch), shape), np.broadcast_to(r.column("overhead_s"), shape))
+    attended = attended_tokens(c, bucketed(c, context_tokens))
+    parts = step_parts(c, batch, batch * attended, 0.0, 0.0, 0.0)
+    return _step_times(parts, np.broadcast_shapes(np.shape(batch), np.shape(attended), (len(r), 1)))
+
+
+# ---- one configuration, step by step: the simulator's predictor ----------------------------------------------
+
+class StepCost:
+    """Step times of one replica for the simulator: the model above on one configuration's float constants.
+
+    The simulator prices one step at a time (a mix of decode tokens and prefill chunks); floats are an order of
+    magnitude faster than numpy for one value, and the formulas are the same functions `prefill_step` and
+    `decode_step` use (tests check both paths agree).
+    """
+
+    __slots__ = ("chunked_prefill", "constants", "full_layers", "pads", "windows")
+
+    def __init__(self, constants: StepConstants) -> None:
+        self.constants = constants
+        self.pads: bool = bool(constants.pads)
+        self.chunked_prefill: bool = bool(constants.chunked_prefill)
+        self.full_layers: int = int(constants.full_layers)
+        self.windows: tuple[tuple[float, float], ...] = constants.windows
+
+    @classmethod
+    def from_arrays(cls, r: ReplicaArrays, index: int = 0) -> StepCost:
+        """The predictor for configuration `index` of packed arrays."""
+        return cls(row(r, index))
+
+    def step_s(self, decode_seqs: float, decode_attended: float, prefill_tokens: float, prefill_attended: float,
+               prefill_last: float) -> float:
+        """One step that decodes `decode_seqs` sequences and prefills `prefill_tokens` prompt tokens (see
+        `step_parts`); an empty step takes no time."""
+        if decode_seqs + prefill_tokens <= 0:
+            return 0.0
+        return float(total_s(step_parts(self.constants, decode_seqs, decode_attended, prefill_tokens,
+                                        prefill_attended, prefill_last)))
+
+    def decode_compute_bound(self, seqs: float, attended: float) -> bool:
+        """True when a decode step of `seqs` sequences is bound by compute rather than memory."""
+        compute, memory, _, _ = step_parts(self.constants, seqs, attended, 0.0, 0.0, 0.0)
+        return bool(compute > memory)
+
+    def bucket(self, tokens: float) -> float:
+        """Length as executed (compiled engines: power-of-two buckets of at least 128 tokens)."""
+        return float(bucketed(self.constants, tokens))
+
+    def attended(self, context: float) -> float:
+        """Tokens attended over all layers by one token at position `context`."""
+        return float(attended_tokens(self.constants, context))
+
+    def causal_attended(self, start: float, end: float) -> float:
+        """Attended tokens, over all layers, of the prompt tokens at positions start+1..end."""
+        return float(causal_attended(self.constants, start, end))

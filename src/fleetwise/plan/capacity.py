@@ -19,8 +19,8 @@ from fleetwise.fit.memory import FitResult, fit_model
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import resolve_hardware
+from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
 from fleetwise.perf.scenarios import load_point
-from fleetwise.perf.step_time import ReplicaConfig, build_arrays
 from fleetwise.plan.demand import Demand
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.units import GIB

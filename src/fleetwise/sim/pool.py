@@ -20,10 +20,10 @@ from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS, fit_one
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import ReplicaHardware, resolve_hardware
+from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
 from fleetwise.perf.scenarios import smallest_compiled_batch
-from fleetwise.perf.step_time import ReplicaConfig, build_arrays
+from fleetwise.perf.step_time import StepCost
 from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
-from fleetwise.sim.steps import StepCost
 from fleetwise.units import GIB
 from fleetwise.workload.requests import Requests
 

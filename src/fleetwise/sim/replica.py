@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fleetwise.sim.steps import StepCost
+from fleetwise.perf.step_time import StepCost
 from fleetwise.workload.requests import Requests
 
 
