@@ -11,7 +11,8 @@ from fleetwise.cli.output import console, emit_json, fmt
 from fleetwise.errors import FleetwiseError
 from fleetwise.models import load_model
 from fleetwise.perf.efficiency import load_calibration
-from fleetwise.perf.predict import Mode, PredictRequest, predict
+from fleetwise.predict import Prediction, PredictRequest, predict
+from fleetwise.predict.predict import Mode
 
 
 def predict_command(
@@ -48,32 +49,25 @@ def predict_command(
     load = loads[0][1]
     request = PredictRequest(model=load_model(model), hardware=hardware, tp=tp, dtype=dtype, engine=engine,
                              mode=mode, load=float(load), input_tokens=input_tokens, output_tokens=output_tokens,
-                             region=region, max_batch=max_batch, kv_cache_dtype=kv_dtype)
+                             region=region, max_seqs=max_batch, kv_cache_dtype=kv_dtype)
     result = predict(request, load_catalog(catalog_files), load_calibration(calibration))
     if as_json:
-        emit_json(result)
+        emit_json(result.to_json())
         return
     _print(result)
 
 
-def _print(r: dict[str, object]) -> None:
-    ttft, tpot, e2e = r["ttft_ms"], r["tpot_ms"], r["e2e_s"]
-    assert isinstance(ttft, dict) and isinstance(tpot, dict) and isinstance(e2e, dict)
-    console.print(f"[bold]{r['model']}[/] on {r['hardware']} ({r['accelerator']}), {r['engine']}, TP={r['tp']}, "
-                  f"{r['dtype']}; {r['mode']} {r['load']:g}, {r['input_tokens']} in / {r['output_tokens']} out")
-    console.print(f"TTFT p50 {fmt(ttft['p50'], 1)} ms · TPOT p50 {fmt(tpot['p50'], 2)} ms · E2E p50 "
-                  f"{fmt(e2e['p50'], 2)} s")
-    console.print(f"throughput {fmt(r['output_tokens_per_s'], 1)} output tokens/s, {fmt(r['requests_per_s'], 3)} "  # type: ignore[arg-type]
-                  f"requests/s; ${fmt(r['usd_per_million_output_tokens'], 3)} per million output tokens "  # type: ignore[arg-type]
-                  f"(${fmt(r['usd_per_hour'], 3)}/h: {r['price_note']})")  # type: ignore[arg-type]
-    breakdown = r["breakdown"]
-    assert isinstance(breakdown, dict)
-    for phase in ("prefill", "decode"):
-        p = breakdown[phase]
-        console.print(f"  {phase}: {p['step_ms']:.3f} ms/step, {p['bound']}-bound (compute {p['compute_ms']:.3f}, "
-                      f"memory {p['memory_ms']:.3f}, communication {p['communication_ms']:.3f}, overhead "
-                      f"{p['overhead_ms']:.3f} ms)")
-    notes = r["notes"]
-    assert isinstance(notes, list)
-    for note in notes:
+def _print(r: Prediction) -> None:
+    console.print(f"[bold]{r.model}[/] on {r.hardware} ({r.accelerator}), {r.engine}, TP={r.tp}, {r.dtype}; "
+                  f"{r.mode} {r.load:g}, {r.input_tokens} in / {r.output_tokens} out")
+    console.print(f"TTFT p50 {fmt(r.ttft_ms.p50, 1)} ms · TPOT p50 {fmt(r.tpot_ms.p50, 2)} ms · E2E p50 "
+                  f"{fmt(r.e2e_s.p50, 2)} s")
+    console.print(f"throughput {fmt(r.output_tokens_per_s, 1)} output tokens/s, {fmt(r.requests_per_s, 3)} "
+                  f"requests/s; ${fmt(r.usd_per_million_output_tokens, 3)} per million output tokens "
+                  f"(${fmt(r.usd_per_hour, 3)}/h: {r.price_note})")
+    for name, p in (("prefill", r.breakdown.prefill), ("decode", r.breakdown.decode)):
+        console.print(f"  {name}: {p.step_ms:.3f} ms/step, {p.bound}-bound (compute {p.compute_ms:.3f}, "
+                      f"memory {p.memory_ms:.3f}, communication {p.communication_ms:.3f}, overhead "
+                      f"{p.overhead_ms:.3f} ms)")
+    for note in r.notes:
         console.print(f"[dim]note: {note}[/]")

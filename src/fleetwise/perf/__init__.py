@@ -1,6 +1,7 @@
-"""Performance model: step times from first principles, calibrated efficiencies, request-level predictions."""
+"""Performance model: step times from first principles, calibrated efficiencies, deployment shapes."""
 
 from fleetwise.perf.efficiency import CalibrationTable, Efficiency, bundled_calibration, load_calibration
-from fleetwise.perf.predict import PredictRequest, predict
+from fleetwise.perf.shape import DeploymentShape, resolve_shape
 
-__all__ = ["CalibrationTable", "Efficiency", "PredictRequest", "bundled_calibration", "load_calibration", "predict"]
+__all__ = ["CalibrationTable", "DeploymentShape", "Efficiency", "bundled_calibration", "load_calibration",
+           "resolve_shape"]

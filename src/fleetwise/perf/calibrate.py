@@ -17,19 +17,18 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from fleetwise.catalog.catalog import Catalog
-from fleetwise.dtypes import get_dtype, kv_cache_bytes
 from fleetwise.errors import FleetwiseError
 from fleetwise.models.library import load_model
-from fleetwise.perf.efficiency import BOUNDS, TERMS, CalibrationTable, Efficiency
-from fleetwise.perf.hardware import resolve_hardware
+from fleetwise.perf.efficiency import BOUNDS, TERMS, CalibrationTable, Efficiency, bundled_calibration
 from fleetwise.perf.measurements import Measurement
-from fleetwise.perf.replica_arrays import Array, ReplicaArrays, ReplicaConfig, build_arrays
+from fleetwise.perf.replica_arrays import Array, ReplicaArrays, build_arrays
 from fleetwise.perf.scenarios import static_batch
+from fleetwise.perf.shape import DeploymentShape, resolve_shape
 
 # Pull of kind, engine and cell factors towards 1 (log units), chosen from {0.03, 0.1, 0.3, 1} by the lowest
 # leave-one-source-out error on the bundled measurements.
 RIDGE = 1.0
-_NEUTRAL = Efficiency(compute=0.5, memory=0.5, communication=0.5, allreduce_us=10.0, overhead_ms=1.0)  # placeholder
+_START = Efficiency(compute=0.5, memory=0.5, communication=0.5, allreduce_us=10.0, overhead_ms=1.0)  # fit start
 
 
 @dataclass(frozen=True)
@@ -37,7 +36,7 @@ class Replay:
     """Measurements packed for fast re-prediction under any efficiency table."""
 
     rows: tuple[Measurement, ...]
-    arrays: ReplicaArrays  # efficiencies inside are placeholders, replaced per table
+    arrays: ReplicaArrays  # its efficiencies are replaced by each table tried
     kinds: tuple[str, ...]
     engines: tuple[str, ...]
     chips: tuple[str, ...]
@@ -46,25 +45,23 @@ class Replay:
 
 def prepare_replay(rows: Sequence[Measurement], catalog: Catalog) -> Replay:
     """Resolve each row's model, hardware, engine and dtype; errors name the row."""
-    configs, kinds, engines, chips, families = [], [], [], [], []
+    shapes: list[DeploymentShape] = []
     for row in rows:
         try:
-            hardware = resolve_hardware(catalog, row.hardware, row.tp, row.engine)
             model = load_model(row.model)
             if row.input_tokens + row.output_tokens > model.max_position_embeddings:
                 raise FleetwiseError(f"{row.input_tokens}+{row.output_tokens} tokens exceed the model's maximum "
                                      f"{model.max_position_embeddings}")
-            kv_cache_bytes(row.kv_cache_dtype)
-            config = ReplicaConfig(model, hardware, get_dtype(row.dtype), _NEUTRAL, row.kv_cache_dtype)
-            build_arrays([config])  # a figure missing from the catalog is reported against this row
+            # a measured configuration evidently ran: its memory is not second-guessed
+            shapes.append(resolve_shape(model, catalog, bundled_calibration(), row.hardware, row.tp, row.dtype,
+                                        row.engine, context_tokens=row.input_tokens + row.output_tokens,
+                                        kv_cache_dtype=row.kv_cache_dtype, check_fit=False))
         except FleetwiseError as exc:
             raise FleetwiseError(f"measurement line {row.line} ({row.source}): {exc}") from None
-        configs.append(config)
-        kinds.append(hardware.chip.kind)
-        engines.append(hardware.engine.id)
-        chips.append(hardware.chip.id)
-        families.append(hardware.instance.family)
-    return Replay(tuple(rows), build_arrays(configs), tuple(kinds), tuple(engines), tuple(chips), tuple(families))
+    chips = [shape.hardware.chip for shape in shapes]
+    return Replay(tuple(rows), build_arrays([shape.config for shape in shapes]), tuple(c.kind for c in chips),
+                  tuple(shape.engine.id for shape in shapes), tuple(c.id for c in chips),
+                  tuple(shape.hardware.instance.family for shape in shapes))
 
 
 def with_table(replay: Replay, table: CalibrationTable) -> ReplicaArrays:
@@ -110,7 +107,7 @@ def fit_table(replay: Replay, ridge: float = RIDGE) -> CalibrationTable:
                         for e, c in zip(replay.engines, replay.chips, strict=True)])
     measured = np.log(np.array([r.value for r in replay.rows]))
     log_bounds = {t: (math.log(lo), math.log(hi)) for t, (lo, hi) in BOUNDS.items()}
-    start = {t: math.log(getattr(_NEUTRAL, t)) for t in TERMS}
+    start = {t: math.log(getattr(_START, t)) for t in TERMS}
 
     def unpack(theta: Array) -> dict[str, Array]:
         return {t: theta[i * n_groups:(i + 1) * n_groups] for i, t in enumerate(TERMS)}

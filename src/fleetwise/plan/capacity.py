@@ -13,14 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from fleetwise.catalog.catalog import Catalog
-from fleetwise.dtypes import get_dtype, kv_cache_bytes
-from fleetwise.errors import FleetwiseError
-from fleetwise.fit.memory import FitResult, fit_model
+from fleetwise.dtypes import kv_cache_bytes
+from fleetwise.fit.memory import fit_model
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
-from fleetwise.perf.hardware import resolve_hardware
-from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
+from fleetwise.perf.replica_arrays import build_arrays
 from fleetwise.perf.scenarios import load_point
+from fleetwise.perf.shape import DeploymentShape, UnpredictableError, resolve_shape
 from fleetwise.plan.demand import Demand
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.units import GIB
@@ -98,7 +97,7 @@ def build_options(spec: PlanSpec, model: ModelArchitecture, demand: Demand, cata
     fits = fit_model(model, catalog, instances=instances, engines=spec.engines, dtypes=spec.dtypes,
                      context_tokens=demand.context_tokens, region=spec.region)
     rejected: list[Rejected] = []
-    shapes: list[Shape] = []
+    shapes: list[DeploymentShape] = []
     for fit in fits:
         label = f"{fit.instance} {fit.engine} TP={fit.tp} {fit.dtype}"
         if not fit.fits:
@@ -110,40 +109,33 @@ def build_options(spec: PlanSpec, model: ModelArchitecture, demand: Demand, cata
             wanted = " or ".join(p for p in spec.purchase if p in ("on-demand", "spot"))
             rejected.append(Rejected(label, "no price", f"no {wanted} price for {fit.instance} in {spec.region}"))
             continue
-        hardware = resolve_hardware(catalog, fit.instance, fit.tp, fit.engine, spec.region)
-        efficiency = calibration.lookup(hardware.engine.id, hardware.chip.id, hardware.chip.kind)
-        config = ReplicaConfig(model, hardware, get_dtype(fit.dtype), efficiency)
         try:
-            build_arrays([config])
-        except FleetwiseError as exc:
+            shape = resolve_shape(model, catalog, calibration, fit.instance, fit.tp, fit.dtype, fit.engine,
+                                  context_tokens=demand.context_tokens, region=spec.region)
+        except UnpredictableError as exc:
             rejected.append(Rejected(label, "not predictable", str(exc)))
             continue
-        compiled = bool(hardware.engine.compiled_shapes.value)
-        if compiled:
+        if shape.compiled:
             top = min(fit.max_sequences, MAX_COMPILED_BATCH)
-            batches = [b for b in (2 ** k for k in range(12)) if b <= top] or [1]
+            shapes.extend(shape.with_max_seqs(b) for b in (2 ** k for k in range(12)) if b <= top)
         else:
-            batches = [hardware.engine.sequence_limit or fit.max_sequences]
-        shapes.extend((fit, config, batch, compiled) for batch in batches)
+            shapes.append(shape)
     if not shapes:
         return [], rejected
-    options = _capacities(spec, model, demand, catalog, calibration, shapes)
+    options = _capacities(spec, model, demand, catalog, shapes)
     return options, rejected
 
 
-Shape = tuple[FitResult, ReplicaConfig, int, bool]  # fit, perf config, batch setting, compiled
-
-
 def _capacities(spec: PlanSpec, model: ModelArchitecture, demand: Demand, catalog: Catalog,
-                calibration: CalibrationTable, shapes: list[Shape]) -> list[Option]:
+                shapes: list[DeploymentShape]) -> list[Option]:
     """Price a grid of loads for every shape and bucket at once; read off each capacity."""
-    arrays = build_arrays([config for _, config, _, _ in shapes])
+    arrays = build_arrays([shape.config for shape in shapes])
     buckets = demand.buckets
     n_shapes, n_buckets = len(shapes), len(buckets)
     per_token = model.kv_cache_bytes_per_token(kv_cache_bytes("auto"))
-    kv_tokens = np.array([fit.kv_cache_gib * GIB / per_token for fit, *_ in shapes])
-    batch = np.array([float(b) for _, _, b, _ in shapes])
-    compiled = np.array([c for *_, c in shapes])
+    kv_tokens = np.array([shape.fit.kv_cache_gib * GIB / per_token for shape in shapes])
+    batch = np.array([float(shape.max_seqs) for shape in shapes])
+    compiled = np.array([shape.compiled for shape in shapes])
     context = buckets.prompt_tokens + buckets.output_tokens
     # sequences one replica can hold: the batch setting, and on GPUs the KV room at the bucket's mean context
     limit = np.where(compiled[:, None], batch[:, None],
@@ -163,8 +155,8 @@ def _capacities(spec: PlanSpec, model: ModelArchitecture, demand: Demand, catalo
     ok = np.logical_and.accumulate(ok, axis=2)  # capacity ends where latency first crosses the target
     capacity = np.where(ok, rate, 0.0).max(axis=2)
     options = []
-    for s, (fit, config, max_seqs, is_compiled) in enumerate(shapes):
-        hardware = config.hardware
+    for s, shape in enumerate(shapes):
+        fit, hardware = shape.fit, shape.hardware
         miss = ""
         if (capacity[s] <= 0).any():
             b = int(np.argmax(capacity[s] <= 0))
@@ -185,9 +177,8 @@ def _capacities(spec: PlanSpec, model: ModelArchitecture, demand: Demand, catalo
             sources[p] = None if row is None or row.usd_per_hour is None else f"{row.source} (read {row.as_of})"
         options.append(Option(
             instance=fit.instance, family=hardware.instance.family, kind=hardware.chip.kind,
-            accelerator=fit.accelerator, engine=fit.engine, tp=fit.tp, dtype=fit.dtype, max_seqs=max_seqs,
-            compiled=is_compiled, replicas_per_instance=fit.replicas_per_instance, prices=prices,
-            price_sources=sources, kv_cache_gib=fit.kv_cache_gib,
-            calibrated=calibration.has_cell(hardware.engine.id, hardware.chip.id), capacity=capacity[s],
+            accelerator=fit.accelerator, engine=fit.engine, tp=fit.tp, dtype=fit.dtype, max_seqs=shape.max_seqs,
+            compiled=shape.compiled, replicas_per_instance=fit.replicas_per_instance, prices=prices,
+            price_sources=sources, kv_cache_gib=fit.kv_cache_gib, calibrated=shape.calibrated, capacity=capacity[s],
             curve_rate=rate[s], curve_ttft_s=ttft[s], curve_tpot_s=tpot[s], slo_miss=miss))
     return options

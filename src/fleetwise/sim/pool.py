@@ -14,14 +14,13 @@ from typing import Literal
 import numpy as np
 
 from fleetwise.catalog.catalog import DEFAULT_REGION, Catalog
-from fleetwise.dtypes import get_dtype, kv_cache_bytes
+from fleetwise.dtypes import kv_cache_bytes
 from fleetwise.errors import FleetwiseError
-from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS, fit_one
+from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
-from fleetwise.perf.hardware import ReplicaHardware, resolve_hardware
-from fleetwise.perf.replica_arrays import ReplicaConfig, build_arrays
-from fleetwise.perf.scenarios import smallest_compiled_batch
+from fleetwise.perf.hardware import ReplicaHardware
+from fleetwise.perf.shape import Load, resolve_shape
 from fleetwise.perf.step_time import StepCost
 from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
 from fleetwise.units import GIB
@@ -79,22 +78,12 @@ class PoolSpec:
 def build_replica(spec: PoolSpec, catalog: Catalog, calibration: CalibrationTable, context_tokens: int,
                   load: tuple[float, float, float] | None = None) -> tuple[ReplicaHardware, StepCost, ReplicaSettings]:
     """Hardware, step costs and scheduler limits of one replica; the same refusals as `fit` for bad shapes."""
-    hardware = resolve_hardware(catalog, spec.hardware, spec.tp, spec.engine, spec.region)
-    dtype = get_dtype(spec.dtype)
-    fit = fit_one(spec.model, catalog, hardware.instance, hardware.engine, spec.tp, dtype, context_tokens,
-                  region=spec.region, kv_cache_dtype=spec.kv_cache_dtype)
-    if not fit.fits:
-        raise FleetwiseError(f"{hardware.name} TP={spec.tp} {dtype.id}: {fit.reason}")
-    if spec.max_seqs is not None and spec.max_seqs < 1:
-        raise FleetwiseError(f"--max-seqs must be at least 1, got {spec.max_seqs}")
-    efficiency = calibration.lookup(hardware.engine.id, hardware.chip.id, hardware.chip.kind)
-    arrays = build_arrays([ReplicaConfig(spec.model, hardware, dtype, efficiency, spec.kv_cache_dtype)])
-    max_seqs = spec.max_seqs or hardware.engine.sequence_limit or fit.max_sequences
-    if spec.max_seqs is None and hardware.engine.compiled_shapes.value and load is not None:
-        rate, prompt, output = load  # compile for the smallest power-of-two batch that keeps up
-        max_seqs = smallest_compiled_batch(arrays, rate, prompt, output, fit.max_sequences)
-    settings = replica_settings(spec.model, arrays, fit.kv_cache_gib, spec.kv_cache_dtype, max_seqs, hardware)
-    return hardware, StepCost.from_arrays(arrays), settings
+    shape = resolve_shape(spec.model, catalog, calibration, spec.hardware, spec.tp, spec.dtype, spec.engine,
+                          context_tokens=context_tokens, kv_cache_dtype=spec.kv_cache_dtype, region=spec.region,
+                          max_seqs=spec.max_seqs, load=None if load is None else Load(*load))
+    settings = replica_settings(spec.model, shape.arrays, shape.fit.kv_cache_gib, spec.kv_cache_dtype,
+                                shape.max_seqs, shape.hardware)
+    return shape.hardware, shape.step_cost(), settings
 
 
 def replica_settings(model: ModelArchitecture, arrays: object, kv_cache_gib: float, kv_cache_dtype: str,
