@@ -121,7 +121,7 @@ def simulate_command(
                           spot=Spot(spot_rate) if purchase == "spot" and spot_rate > 0 else None),)
     else:
         raise FleetwiseError("give --hardware (one pool) or --pool (one or more)")
-    fleet = FleetSpec(pools=pools, router=router, slo_ttft_ms=slo_ttft_ms, seed=seed or 0)  # type: ignore[arg-type]
+    fleet = FleetSpec(pools=pools, router=router, slo_ttft_ms=slo_ttft_ms, seed=seed or 0)
     run = run_fleet(fleet, requests, load_catalog(catalog_files), load_calibration(calibration))
     report = summarize(run, requests, Slo(ttft_ms=slo_ttft_ms, tpot_ms=slo_tpot_ms), interval)
     report = {"model": arch.name, "router": router, **report}

@@ -20,14 +20,15 @@ from fleetwise.plan.capacity import Option
 from fleetwise.plan.costing import Deployment, PoolPlan, buy_pool
 from fleetwise.plan.demand import HOURS, Demand, draw_window
 from fleetwise.plan.spec import PlanSpec
-from fleetwise.sim.fleet import Router, run_pool
+from fleetwise.sim.fleet import run_pool
 from fleetwise.sim.metrics import request_latencies
 from fleetwise.sim.pool import PoolSpec
+from fleetwise.sim.routers import RoundRobin
 from fleetwise.workload.requests import Requests
 
 # Round-robin: only the chosen replica advances per arrival, so big pools simulate fast; with identical replicas
 # it balances a little worse than least-outstanding, so a deployment that passes here has margin.
-VERIFY_ROUTER: Router = "round-robin"
+VERIFY_ROUTER = RoundRobin.name
 MAX_REPAIRS = 4  # rounds of adding replicas (while they help) before a deployment misses the SLO in simulation
 DAY_REQUESTS = 500  # requests simulated per hour of the day (about), in a window of DAY_WINDOW_S seconds
 DAY_WINDOW_S = (60.0, 900.0)  # at least, at most

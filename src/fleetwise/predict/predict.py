@@ -91,8 +91,7 @@ def _batch_limit(request: PredictRequest, shape: DeploymentShape) -> int:
 def _simulated(request: PredictRequest, shape: DeploymentShape, analytic: ScenarioResult) -> ScenarioResult:
     """Latency and throughput under a rate or a user count come from the serving simulator."""
     cost = shape.step_cost()
-    settings = replica_settings(request.model, shape.arrays, shape.fit.kv_cache_gib, request.kv_cache_dtype,
-                                shape.max_seqs, shape.hardware)
+    settings = replica_settings(shape)
     if request.mode == "rate":
         run = poisson_steady(cost, settings, request.load, request.input_tokens, request.output_tokens)
     else:

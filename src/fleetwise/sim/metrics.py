@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from fleetwise.sim.fleet import FleetRun
-from fleetwise.sim.replica import RequestLog
+from fleetwise.sim.request_log import RequestLog
 from fleetwise.workload.requests import Requests
 
 PERCENTILES = (50, 90, 95, 99)

@@ -20,15 +20,20 @@ from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import ReplicaHardware
-from fleetwise.perf.shape import Load, resolve_shape
+from fleetwise.perf.shape import DeploymentShape, Load, resolve_shape
 from fleetwise.perf.step_time import StepCost
-from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
+from fleetwise.sim.replica import ReplicaSim
+from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.scheduler import ReplicaSettings
 from fleetwise.units import GIB
 from fleetwise.workload.requests import Requests
 
 # AWS gives a spot instance a two-minute interruption notice
 # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html, read 2026-11-25).
 SPOT_NOTICE_S = 120.0
+
+
+MAX_REPLICAS = 10_000  # far above any real pool; guards against typos that would exhaust memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,10 @@ class Spot:
 
 @dataclass(frozen=True)
 class PoolSpec:
-    """What one pool runs: a model on N replicas of a hardware shape, how it is bought, and how it scales."""
+    """What one pool runs: a model on N replicas of a hardware shape, how it is bought, and how it scales.
+
+    Numbers out of range are refused here, with a message naming the pool, before anything is simulated.
+    """
 
     model: ModelArchitecture
     hardware: str
@@ -69,35 +77,62 @@ class PoolSpec:
     autoscale: Autoscale | None = None
     spot: Spot | None = None
 
+    def __post_init__(self) -> None:
+        name = f"pool {self.name or self.hardware}"
+        if not 1 <= self.replicas <= MAX_REPLICAS:
+            raise FleetwiseError(f"{name}: replicas must be between 1 and {MAX_REPLICAS}, got {self.replicas}")
+        if self.tp < 1:
+            raise FleetwiseError(f"{name}: the tensor-parallel degree must be at least 1, got {self.tp}")
+        if self.purchase not in ("on-demand", "spot"):
+            raise FleetwiseError(f"{name}: purchase must be on-demand or spot, got {self.purchase!r}")
+        for label, seconds in (("startup", self.startup_s), ("compile", self.compile_s)):
+            if not (math.isfinite(seconds) and seconds >= 0):
+                raise FleetwiseError(f"{name}: the {label} time must be a non-negative number of seconds, "
+                                     f"got {seconds}")
+        if self.autoscale is not None:
+            _check_autoscale(name, self.autoscale, self.replicas)
+        if self.spot is not None and not (math.isfinite(self.spot.interruptions_per_hour)
+                                          and self.spot.interruptions_per_hour >= 0):
+            raise FleetwiseError(f"{name}: spot interruptions per hour must be a non-negative number, "
+                                 f"got {self.spot.interruptions_per_hour}")
+
     @property
     def launch_delay_s(self) -> float:
         """Launch to serving: startup, plus compilation unless a compiled artifact is cached."""
         return self.startup_s + (0.0 if self.compiled_cache else self.compile_s)
 
 
-def build_replica(spec: PoolSpec, catalog: Catalog, calibration: CalibrationTable, context_tokens: int,
-                  load: tuple[float, float, float] | None = None) -> tuple[ReplicaHardware, StepCost, ReplicaSettings]:
-    """Hardware, step costs and scheduler limits of one replica; the same refusals as `fit` for bad shapes."""
-    shape = resolve_shape(spec.model, catalog, calibration, spec.hardware, spec.tp, spec.dtype, spec.engine,
-                          context_tokens=context_tokens, kv_cache_dtype=spec.kv_cache_dtype, region=spec.region,
-                          max_seqs=spec.max_seqs, load=None if load is None else Load(*load))
-    settings = replica_settings(spec.model, shape.arrays, shape.fit.kv_cache_gib, spec.kv_cache_dtype,
-                                shape.max_seqs, shape.hardware)
-    return shape.hardware, shape.step_cost(), settings
+def _check_autoscale(name: str, scale: Autoscale, replicas: int) -> None:
+    if not (0 <= scale.min_replicas <= scale.max_replicas <= MAX_REPLICAS and replicas <= scale.max_replicas):
+        raise FleetwiseError(f"{name}: need 0 <= autoscale min ({scale.min_replicas}) <= autoscale max "
+                             f"({scale.max_replicas}) <= {MAX_REPLICAS}, with the starting replicas "
+                             f"({replicas}) at most the max")
+    if not (math.isfinite(scale.target_inflight) and scale.target_inflight > 0):
+        raise FleetwiseError(f"{name}: the autoscaler's target in-flight requests per replica must be positive, "
+                             f"got {scale.target_inflight}")
+    if not (math.isfinite(scale.scale_down_cooldown_s) and scale.scale_down_cooldown_s >= 0):
+        raise FleetwiseError(f"{name}: the scale-down cooldown must be non-negative, "
+                             f"got {scale.scale_down_cooldown_s}")
 
 
-def replica_settings(model: ModelArchitecture, arrays: object, kv_cache_gib: float, kv_cache_dtype: str,
-                     max_seqs: int, hardware: ReplicaHardware | None = None) -> ReplicaSettings:
+def resolve_pool_shape(spec: PoolSpec, catalog: Catalog, calibration: CalibrationTable, context_tokens: int,
+                       load: Load | None = None) -> DeploymentShape:
+    """The shape one replica of the pool runs; the same refusals as `fit` for bad shapes."""
+    return resolve_shape(spec.model, catalog, calibration, spec.hardware, spec.tp, spec.dtype, spec.engine,
+                         context_tokens=context_tokens, kv_cache_dtype=spec.kv_cache_dtype, region=spec.region,
+                         max_seqs=spec.max_seqs, load=load)
+
+
+def replica_settings(shape: DeploymentShape) -> ReplicaSettings:
     """Scheduler limits: KV blocks from the fit's KV room, and the engine's sequence and token budgets."""
-    per_token = model.kv_cache_bytes_per_token(kv_cache_bytes(kv_cache_dtype))
+    per_token = shape.model.kv_cache_bytes_per_token(kv_cache_bytes(shape.kv_cache_dtype))
     block_tokens = 16  # vLLM's default KV block size
-    kv_blocks = int(kv_cache_gib * GIB / per_token) // block_tokens  # full-context tokens the KV holds
-    engine = hardware.engine if hardware is not None else None
-    tokens = engine.batched_token_limit if engine is not None else None
-    caching = bool(engine.prefix_caching.value) if engine is not None else True
-    return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=max_seqs,
-                           max_batched_tokens=max(tokens or FALLBACK_BATCHED_TOKENS, max_seqs),
-                           prefix_caching=caching)
+    kv_blocks = int(shape.fit.kv_cache_gib * GIB / per_token) // block_tokens  # full-context tokens the KV holds
+    engine = shape.engine
+    return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=shape.max_seqs,
+                           max_batched_tokens=max(engine.batched_token_limit or FALLBACK_BATCHED_TOKENS,
+                                                  shape.max_seqs),
+                           prefix_caching=bool(engine.prefix_caching.value))
 
 
 @dataclass
@@ -118,13 +153,18 @@ class Pool:
 
     index: int
     spec: PoolSpec
-    hardware: ReplicaHardware
+    shape: DeploymentShape
     cost: StepCost
     settings: ReplicaSettings
     usd_per_replica_hour: float | None
     slots: list[Slot] = field(default_factory=list)
     surplus_since: float | None = None
     interruptions: int = 0
+
+    @property
+    def hardware(self) -> ReplicaHardware:
+        """What one replica runs on."""
+        return self.shape.hardware
 
     def ready(self, now: float) -> list[Slot]:
         """Replicas that accept requests now."""

@@ -13,7 +13,9 @@ import numpy as np
 
 from fleetwise.perf.step_time import StepCost
 from fleetwise.sim.metrics import request_latencies
-from fleetwise.sim.replica import ReplicaSettings, ReplicaSim, RequestLog
+from fleetwise.sim.replica import ReplicaSim
+from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.scheduler import ReplicaSettings
 from fleetwise.workload.requests import Requests
 
 STEADY_REQUESTS = 2000  # requests simulated per answer: enough for stable medians, fast enough to be interactive

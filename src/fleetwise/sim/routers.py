@@ -1,0 +1,157 @@
+"""Routers: which ready replica a request goes to. One registry, `ROUTERS`, names them for the CLI and specs.
+
+- round-robin: in turn over every ready replica;
+- least-outstanding: the replica with the fewest requests queued or running;
+- prefix-affinity: a shared prefix always goes to the same replica, chosen by rendezvous hashing so scaling
+  moves few prefixes, while that replica holds at most a full batch more than the least busy one;
+- cost-aware: the cheapest pool (USD per output token at a full batch) whose least busy replica would start
+  the request within the TTFT SLO; otherwise the cheapest pool with a ready replica.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+
+from fleetwise.sim.pool import Pool, Slot
+from fleetwise.workload.requests import Requests
+
+_MASK = (1 << 64) - 1
+
+
+def rendezvous_weight(prefix: int, replica: int) -> int:
+    """A pseudo-random weight of (prefix, replica); a prefix goes to the ready replica with the highest weight.
+
+    Highest-random-weight hashing (Thaler and Ravishankar, 1998): when a replica joins or leaves, only the
+    prefixes it wins or held move; the rest stay where their cached KV is. The mixing is splitmix64's
+    (Steele, Lea and Flood, 2014; the constants of java.util.SplittableRandom).
+    """
+    x = (prefix * 0x9E3779B97F4A7C15 + replica * 0xC2B2AE3D27D4EB4F) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+class Router(ABC):
+    """Base of every router: the pools it routes over and the request stream."""
+
+    name = ""
+    needs_ttft_slo = False
+
+    def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
+        self.pools = pools
+        self.req = requests
+        self.slo_ttft_ms = slo_ttft_ms
+
+    def ready(self, now: float) -> list[Slot]:
+        """Every replica of every pool that accepts requests now."""
+        return [s for p in self.pools for s in p.ready(now)]
+
+    @abstractmethod
+    def choose(self, request: int, now: float) -> Slot | None:
+        """The replica for `request` arriving `now`; None when no replica is ready."""
+
+
+def least_busy(slots: Sequence[Slot], now: float) -> Slot:
+    """The replica with the fewest requests queued or running at `now` (lowest number on ties)."""
+    for slot in slots:
+        slot.sim.advance_to(now)
+    return min(slots, key=lambda s: (s.sim.outstanding, s.sim.index))
+
+
+class RoundRobin(Router):
+    """Every ready replica in turn."""
+
+    name = "round-robin"
+
+    def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
+        super().__init__(pools, requests, slo_ttft_ms)
+        self.turn = 0
+
+    def choose(self, request: int, now: float) -> Slot | None:
+        """The next ready replica in turn."""
+        ready = self.ready(now)
+        if not ready:
+            return None
+        self.turn += 1
+        return ready[self.turn % len(ready)]
+
+
+class LeastOutstanding(Router):
+    """The ready replica with the fewest requests queued or running."""
+
+    name = "least-outstanding"
+
+    def choose(self, request: int, now: float) -> Slot | None:
+        """The least busy ready replica."""
+        ready = self.ready(now)
+        return least_busy(ready, now) if ready else None
+
+
+class PrefixAffinity(Router):
+    """Requests sharing a prefix stick to one replica (rendezvous hashing) unless it is a full batch busier."""
+
+    name = "prefix-affinity"
+
+    def choose(self, request: int, now: float) -> Slot | None:
+        """The prefix's replica, or the least busy one."""
+        ready = self.ready(now)
+        if not ready:
+            return None
+        least = least_busy(ready, now)
+        prefix = int(self.req.prefix_id[request])
+        if prefix >= 0:
+            preferred = max(ready, key=lambda s: rendezvous_weight(prefix, s.sim.index))
+            # stick to the prefix's replica unless it holds more than a full batch beyond the least busy one
+            if preferred.sim.outstanding <= least.sim.outstanding + preferred.sim.settings.max_seqs:
+                return preferred
+        return least
+
+
+class CostAware(Router):
+    """Fill the cheapest pool while it would start the request within the TTFT SLO; spill to the next."""
+
+    name = "cost-aware"
+    needs_ttft_slo = True
+
+    def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
+        super().__init__(pools, requests, slo_ttft_ms)
+        self.order = sorted(pools, key=lambda p: (self._cost_rank(p), p.index))
+
+    def choose(self, request: int, now: float) -> Slot | None:
+        """The cheapest pool whose least busy replica would start the request within the TTFT SLO."""
+        slo_s = (self.slo_ttft_ms or 0.0) / 1e3
+        fallback: Slot | None = None
+        for pool in self.order:
+            ready = pool.ready(now)
+            if not ready:
+                continue
+            best = least_busy(ready, now)
+            fallback = fallback or best
+            if self._expected_ttft(pool, best, request) <= slo_s:
+                return best
+        return fallback
+
+    def _expected_ttft(self, pool: Pool, slot: Slot, request: int) -> float:
+        """Own prefill, plus the prefills queued ahead when every sequence slot is taken."""
+        prompt = float(self.req.prompt_tokens[request])
+        own = pool.cost.step_s(0.0, 0.0, prompt, pool.cost.causal_attended(0.0, prompt), 1.0)
+        ahead = max(slot.sim.outstanding - slot.sim.settings.max_seqs + 1, 0)
+        return own * (1 + ahead)
+
+    def _cost_rank(self, pool: Pool) -> float:
+        """USD per output token at a full batch of mean-sized requests: how pools are ordered."""
+        if pool.usd_per_replica_hour is None:
+            return math.inf
+        batch = float(pool.settings.max_seqs)
+        prompt, output = float(np.mean(self.req.prompt_tokens)), float(np.mean(self.req.output_tokens))
+        prefill = pool.cost.step_s(0.0, 0.0, batch * prompt, batch * pool.cost.causal_attended(0.0, prompt), batch)
+        decode = pool.cost.step_s(batch, batch * pool.cost.attended(prompt + output / 2), 0.0, 0.0, 0.0)
+        tokens_per_s = batch * output / (prefill + output * decode)
+        return pool.usd_per_replica_hour / tokens_per_s
+
+
+ROUTERS: dict[str, type[Router]] = {r.name: r for r in (RoundRobin, LeastOutstanding, PrefixAffinity, CostAware)}

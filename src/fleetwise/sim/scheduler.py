@@ -1,0 +1,248 @@
+"""A replica's scheduler: waiting queue, admission, chunked prefill, KV blocks and preemption.
+
+It follows vLLM's scheduler in outline: each step decodes one token for every running sequence and spends the
+rest of the token budget (`max_batched_tokens`) on prompt chunks, admitting waiting requests in arrival order
+while sequence slots and KV blocks last; a sequence that needs a block when none is free preempts the most
+recently admitted running request, which gives back its blocks and is recomputed later (recompute preemption).
+Whole blocks of a shared prefix, and a conversation's context after each turn, stay in the prefix cache.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+from fleetwise.sim.batching import BatchPolicy
+from fleetwise.sim.block_manager import BlockManager
+from fleetwise.sim.decode_batch import DecodeBatch
+from fleetwise.sim.request_log import RequestLog
+from fleetwise.workload.requests import Requests
+
+Chunk = tuple[int, int, int]  # (request, first prompt token computed, end)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSettings:
+    """Scheduler limits of one replica, from the memory fit and the engine's profile (engines.yaml)."""
+
+    kv_blocks: int  # KV-cache blocks per replica
+    block_tokens: int  # tokens per KV block
+    max_seqs: int  # sequence slots (vLLM max_num_seqs; the compiled batch on Neuron)
+    max_batched_tokens: int  # token budget per step (vLLM max_num_batched_tokens)
+    prefix_caching: bool
+
+
+class Scheduler:
+    """Which requests run, how far each prompt gets this step, and who is preempted when blocks run out."""
+
+    __slots__ = ("admitted", "batch", "blocks", "index", "log", "policy", "prefilling", "req", "settings",
+                 "target", "waiting")
+
+    def __init__(self, index: int, settings: ReplicaSettings, requests: Requests, log: RequestLog,
+                 policy: BatchPolicy) -> None:
+        self.index = index
+        self.settings = settings
+        self.req = requests
+        self.log = log
+        self.policy = policy
+        self.blocks = BlockManager(settings.kv_blocks, settings.block_tokens)
+        self.batch = DecodeBatch(settings.block_tokens)
+        self.waiting: deque[int] = deque()
+        self.target: dict[int, int] = {}  # prompt tokens to (re)compute per admitted or waiting request
+        self.prefilling: dict[int, int] = {}  # admitted, prompt tokens computed so far
+        self.admitted: dict[int, None] = {}  # running requests in admission order (preempt from the end)
+
+    @property
+    def outstanding(self) -> int:
+        """Requests queued or running."""
+        return len(self.waiting) + len(self.prefilling) + len(self.batch.offsets)
+
+    def enqueue(self, request: int) -> None:
+        """Queue a request; one whose prompt and output can never fit the whole KV cache is dropped."""
+        self.log.replica[request] = self.index
+        total = int(self.req.prompt_tokens[request] + self.req.output_tokens[request])
+        if self.blocks.blocks(total) > self.settings.kv_blocks:
+            self.log.dropped[request] = "prompt + output exceed the replica's whole KV cache"
+            return
+        self.target[request] = int(self.req.prompt_tokens[request])
+        self.waiting.append(request)
+
+    def can_schedule(self) -> bool:
+        """True when this step has prompt work: a partial prefill, or an admissible waiting request."""
+        if self.prefilling:
+            return True
+        if not self.waiting or len(self.prefilling) + len(self.batch.offsets) >= self.settings.max_seqs:
+            return False
+        need = 1 if self.policy.cost.chunked_prefill else self.blocks.blocks(self.target[self.waiting[0]])
+        free = self.blocks.free()
+        return free >= need or free + self.blocks.evictable() >= need
+
+    # ---- one step with prompt work ------------------------------------------------------------------
+
+    def chunks(self, budget: int, now: float) -> list[Chunk]:
+        """Prompt chunks for this step: running prefills first, then admissions while slots and blocks last."""
+        chunks: list[Chunk] = []
+        for request in list(self.prefilling):
+            if budget <= 0:
+                break
+            start = self.prefilling[request]
+            end = self._chunk_end(request, start, budget, now)
+            if end > start:
+                chunks.append((request, start, end))
+                budget -= end - start
+        one_prompt = self.policy.one_prompt_per_step
+        while (budget > 0 and self.waiting and len(self.prefilling) + len(self.batch.offsets) < self.settings.max_seqs
+               and not (one_prompt and chunks)):
+            request = self.waiting[0]
+            admitted = self._admit(request, now)
+            if admitted is None:
+                break
+            self.waiting.popleft()
+            if math.isnan(self.log.admitted_s[request]):
+                self.log.admitted_s[request] = now
+            self.prefilling[request] = admitted
+            self.admitted[request] = None
+            end = self._chunk_end(request, admitted, budget, now)
+            if end <= admitted:
+                break
+            chunks.append((request, admitted, end))
+            budget -= end - admitted
+        return chunks
+
+    def _admit(self, request: int, now: float) -> int | None:
+        """Where an admitted request's prefill starts (after a cached prefix), or None if no block is free."""
+        start = 0
+        prefix = int(self.req.prefix_id[request])
+        hit = self.settings.prefix_caching and prefix >= 0 and prefix in self.blocks.cache
+        if hit:
+            start = self.blocks.hit(request, prefix, self.target[request])
+        need = 1 if self.policy.cost.chunked_prefill else self.blocks.blocks(self.target[request] - start)
+        if not self.blocks.make_room(need, now):
+            self.blocks.unpin(request)
+            return None
+        if hit:
+            self.blocks.cache.move_to_end(prefix)
+            self.blocks.shared[request] = start // self.settings.block_tokens
+            # once per request: a re-admission after preemption or a requeue is not a new hit
+            served = min(start, int(self.req.prefix_tokens[request]))
+            self.log.prefix_hit_tokens[request] = max(int(self.log.prefix_hit_tokens[request]), served)
+        return start
+
+    def _chunk_end(self, request: int, start: int, budget: int, now: float) -> int:
+        """How far this step gets with the request's prompt, allocating the blocks the chunk needs."""
+        target = self.target[request]
+        end = target if not self.policy.cost.chunked_prefill else min(target, start + budget)
+        blocks = self.blocks
+        have = blocks.blocks(start)
+        need = blocks.blocks(end) - have
+        if need > 0 and not blocks.make_room(need, now):
+            end = min(end, (have + max(blocks.free(), 0)) * self.settings.block_tokens)
+            need = max(blocks.blocks(end) - have, 0)
+        blocks.used += max(need, 0)
+        return max(end, start)
+
+    def complete_chunks(self, chunks: list[Chunk], now: float) -> list[int]:
+        """Record the step's progress; prompts that finished produced their first token. Returns requests that
+        finished outright (one output token)."""
+        done = []
+        for request, _, end in chunks:
+            self.prefilling[request] = end
+            if end >= self.target[request] and self._prefill_done(request, now):
+                done.append(request)
+        return done
+
+    def _prefill_done(self, request: int, now: float) -> bool:
+        """The step that computed a prompt's last token also produced the first output token; True if that was
+        the last one."""
+        del self.prefilling[request]
+        if math.isnan(self.log.first_token_s[request]):
+            self.log.first_token_s[request] = now
+        prefix = int(self.req.prefix_id[request])
+        target = self.target[request]
+        if prefix >= 0 and self.settings.prefix_caching and prefix not in self.blocks.cache:
+            # only whole blocks are shared; they pass from this request to the cache
+            self.blocks.cache_prefix(request, prefix, min(int(self.req.prefix_tokens[request]), target), now)
+        generated = target - int(self.req.prompt_tokens[request])
+        remaining = int(self.req.output_tokens[request]) - 1 - generated
+        if remaining <= 0:
+            self.retire(request, target, now)
+            return True
+        self.batch.add(request, target + 1, remaining)
+        return False
+
+    def unstick(self) -> None:
+        """No prompt got a block and nothing decodes: free blocks by preempting the newest running request; if it
+        is the only one, it cannot be served here and is dropped, so the replica always makes progress."""
+        if len(self.admitted) > 1 or self.batch.offsets:
+            self.preempt_newest()
+            return
+        if not self.admitted:
+            request = self.waiting.popleft()
+            self.log.dropped[request] = "its prompt does not fit beside the cached prefixes in use"
+            return
+        request, _ = self.admitted.popitem()
+        self.blocks.release(request, self.prefilling.pop(request))
+        self.blocks.unpin(request)
+        self.target.pop(request, None)
+        self.log.dropped[request] = "its prompt does not fit the free KV blocks"
+
+    # ---- decode blocks and preemption ---------------------------------------------------------------
+
+    def grow_decode_blocks(self, steps: int, now: float) -> None:
+        """Allocate the blocks decoding sequences need for `steps` more tokens, preempting when none are left."""
+        batch, blocks = self.batch, self.blocks
+        while batch.offsets:
+            need = batch.new_blocks(steps)
+            if need <= 0 or blocks.make_room(need, now):
+                blocks.used += max(need, 0)
+                return
+            self.preempt_newest()
+
+    def preempt_newest(self) -> None:
+        """Recompute preemption: the most recently admitted running request gives back its blocks and waits."""
+        request, _ = self.admitted.popitem()
+        if request in self.batch.offsets:
+            context = self.batch.remove(request)
+            self.batch.drop_finish(request)
+            self.target[request] = context - 1  # its prompt plus what it generated is recomputed
+            self.blocks.release(request, context - 1)
+        else:
+            self.blocks.release(request, self.prefilling.pop(request))
+        self.blocks.unpin(request)
+        self.log.preemptions[request] += 1
+        self.waiting.appendleft(request)
+
+    # ---- finishing and going away -------------------------------------------------------------------
+
+    def retire(self, request: int, stored_tokens: int, now: float) -> None:
+        """A finished request gives back its blocks; in a conversation, its context stays cached for the next turn."""
+        session = int(self.req.sessions[request])
+        if session >= 0 and self.settings.prefix_caching:
+            self.blocks.cache_conversation(request, session, stored_tokens, now)
+        self.blocks.release(request, stored_tokens)
+        self.log.finish_s[request] = now
+        del self.admitted[request]
+        self.blocks.unpin(request)
+        self.target.pop(request, None)
+
+    def retire_finished(self, now: float) -> list[int]:
+        """Retire every decoding request whose last step has run; returns them."""
+        done = self.batch.finished()
+        for request in done:
+            self.retire(request, self.batch.remove(request) - 1, now)
+        return done
+
+    def evict(self) -> list[int]:
+        """Give up every request held here (the replica is going away): they restart elsewhere, from scratch."""
+        held = [*self.waiting, *self.prefilling, *self.batch.offsets]
+        for request in held:
+            self.target[request] = int(self.req.prompt_tokens[request])
+            self.blocks.unpin(request)
+        self.waiting.clear()
+        self.prefilling.clear()
+        self.batch.clear()
+        self.admitted.clear()
+        self.blocks.shared.clear()
+        self.blocks.used = 0
+        return held
