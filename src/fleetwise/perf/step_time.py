@@ -91,21 +91,18 @@ def _smaller(a: Num, b: Num) -> Num:
     return np.minimum(a, b) if isinstance(a, np.ndarray) or isinstance(b, np.ndarray) else min(a, b)
 
 
-def _power_of_two_at_least(x: Num) -> Num:
-    return 2.0 ** np.ceil(np.log2(x)) if isinstance(x, np.ndarray) else 2.0 ** math.ceil(math.log2(x))
-
-
 # ---- the model ----------------------------------------------------------------------------------------
 
 def bucketed(c: StepConstants, tokens: Num) -> Num:
-    """Sequence length as executed: Neuron runs compiled power-of-two buckets of at least 128 tokens."""
+    """Sequence length as executed: Neuron runs compiled power-of-two buckets of at least 128 tokens (the same
+    expression in numpy for many configurations and in `math` for one)."""
     if isinstance(c.pads, np.ndarray):
         length = np.asarray(tokens, dtype=np.float64)
-        bucket = _larger(_power_of_two_at_least(_larger(length, 1.0)), NEURON_MIN_BUCKET)
+        bucket = np.maximum(2.0 ** np.ceil(np.log2(np.maximum(length, 1.0))), NEURON_MIN_BUCKET)
         return np.where(c.pads > 0, bucket, length)
     if not c.pads:
         return tokens
-    return _larger(_power_of_two_at_least(_larger(tokens, 1.0)), NEURON_MIN_BUCKET)
+    return max(2.0 ** math.ceil(math.log2(max(tokens, 1.0))), NEURON_MIN_BUCKET)
 
 
 def attended_tokens(c: StepConstants, context: Num) -> Num:
@@ -126,11 +123,6 @@ def _cumulative_attended(c: StepConstants, p: Num) -> Num:
     return total
 
 
-def experts_touched(c: StepConstants, tokens: Num) -> Num:
-    """Expected distinct routed experts per MoE layer that `tokens` tokens activate (uniform routing)."""
-    return c.experts * (1.0 - (1.0 - c.expert_share) ** tokens)
-
-
 def step_parts(c: StepConstants, decode_seqs: Num, decode_attended: Num, prefill_tokens: Num,
                prefill_attended: Num, prefill_last: Num) -> tuple[Num, Num, Num, Num]:
     """(compute, memory, communication, overhead) seconds of one step that decodes `decode_seqs` sequences and
@@ -145,7 +137,8 @@ def step_parts(c: StepConstants, decode_seqs: Num, decode_attended: Num, prefill
     flops = (tokens * c.matmul_flops - (prefill_tokens - prefill_last) * c.lm_head_flops
              + (decode_attended + prefill_attended) * c.attention_flops)
     compute = flops / c.tp / c.flops_rate
-    moved = (c.dense_weight_bytes + c.moe_layers * experts_touched(c, tokens) * c.expert_bytes
+    experts_touched = c.experts * (1.0 - (1.0 - c.expert_share) ** tokens)  # distinct experts per MoE layer,
+    moved = (c.dense_weight_bytes + c.moe_layers * experts_touched * c.expert_bytes  # under uniform routing
              + (decode_attended + prefill_tokens * c.layers) * c.kv_bytes_per_token_layer)
     memory = moved / c.byte_rate
     transfer = 2.0 * (c.tp - 1.0) / c.tp * tokens * c.hidden * ACTIVATION_BYTES / c.link_rate
@@ -210,7 +203,8 @@ class StepCost:
     `decode_step` use (tests check both paths agree).
     """
 
-    __slots__ = ("chunked_prefill", "constants", "full_layers", "pads", "windows")
+    __slots__ = ("_attended", "_buckets", "chunked_prefill", "constants", "full_layers", "pads", "windows")
+    CACHE_LIMIT = 1 << 16  # memoised lengths per table (bounded: a long run sees many contexts)
 
     def __init__(self, constants: StepConstants) -> None:
         self.constants = constants
@@ -218,6 +212,8 @@ class StepCost:
         self.chunked_prefill: bool = bool(constants.chunked_prefill)
         self.full_layers: int = int(constants.full_layers)
         self.windows: tuple[tuple[float, float], ...] = constants.windows
+        self._buckets: dict[float, float] = {}  # memoised bucket and attended-token figures: the simulator asks
+        self._attended: dict[float, float] = {}  # for the same lengths over and over
 
     @classmethod
     def from_arrays(cls, r: ReplicaArrays, index: int = 0) -> StepCost:
@@ -238,13 +234,31 @@ class StepCost:
         compute, memory, _, _ = step_parts(self.constants, seqs, attended, 0.0, 0.0, 0.0)
         return bool(compute > memory)
 
+    def decode_s(self, seqs: float, attended: float) -> tuple[float, bool]:
+        """A decode step of `seqs` sequences attending to `attended` tokens: (seconds, compute-bound)."""
+        parts = step_parts(self.constants, seqs, attended, 0.0, 0.0, 0.0)
+        return float(total_s(parts)), bool(parts[0] > parts[1])
+
     def bucket(self, tokens: float) -> float:
         """Length as executed (compiled engines: power-of-two buckets of at least 128 tokens)."""
-        return float(bucketed(self.constants, tokens))
+        value = self._buckets.get(tokens)
+        if value is None:
+            value = bucketed(self.constants, tokens)
+            self._remember(self._buckets, tokens, value)
+        return value
 
     def attended(self, context: float) -> float:
         """Tokens attended over all layers by one token at position `context`."""
-        return float(attended_tokens(self.constants, context))
+        value = self._attended.get(context)
+        if value is None:
+            value = attended_tokens(self.constants, context)
+            self._remember(self._attended, context, value)
+        return value
+
+    def _remember(self, table: dict[float, float], key: float, value: float) -> None:
+        if len(table) >= self.CACHE_LIMIT:
+            table.clear()
+        table[key] = value
 
     def causal_attended(self, start: float, end: float) -> float:
         """Attended tokens, over all layers, of the prompt tokens at positions start+1..end."""

@@ -16,6 +16,7 @@ class ContinuousBatching:
 
     decodes_with_prefill = True  # a step with prompt work also decodes the running sequences
     one_prompt_per_step = False
+    flat_within_cap = False  # decode step time changes from step to step as contexts grow
 
     def __init__(self, cost: StepCost, max_seqs: int) -> None:
         self.cost = cost
@@ -49,7 +50,8 @@ class CompiledBatch:
 
     decodes_with_prefill = False
     one_prompt_per_step = True
-    linear_decode = False  # step time jumps at bucket edges
+    linear_decode = False
+    flat_within_cap = True  # every step of a stretch within one bucket costs the same
 
     def __init__(self, cost: StepCost, max_seqs: int) -> None:
         self.cost = cost
@@ -57,8 +59,7 @@ class CompiledBatch:
 
     def decode_load(self, batch: DecodeBatch, ahead: int = 0) -> tuple[float, float]:
         """(compiled batch, attended tokens over it and all layers) `ahead` steps from now."""
-        longest = max(batch.offsets.values()) + batch.step + ahead
-        return self.slots, self.slots * self.cost.attended(self.cost.bucket(longest))
+        return self.slots, self.slots * self.cost.attended(self.cost.bucket(batch.longest() + ahead))
 
     def prompt_tokens(self, start: int, end: int) -> float:
         """Tokens a prompt computes: up to its bucket."""

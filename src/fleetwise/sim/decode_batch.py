@@ -16,7 +16,7 @@ from fleetwise.sim.block_manager import BlockManager
 class DecodeBatch:
     """Decoding sequences: contexts relative to the step counter, block needs by residue, finish steps."""
 
-    __slots__ = ("block_tokens", "finish_at", "offset_sum", "offsets", "residues", "step")
+    __slots__ = ("_max_offset", "block_tokens", "finish_at", "offset_sum", "offsets", "residues", "step")
 
     def __init__(self, block_tokens: int) -> None:
         self.block_tokens = block_tokens
@@ -25,6 +25,7 @@ class DecodeBatch:
         self.offset_sum = 0
         self.residues = [0] * block_tokens  # offsets counted by residue mod block size
         self.finish_at: list[tuple[int, int]] = []  # heap of (step at which it finishes, request)
+        self._max_offset: int | None = None  # the largest offset, kept while it is known
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -33,6 +34,8 @@ class DecodeBatch:
         """Start decoding a request that holds `context` tokens and has `remaining` steps to run."""
         offset = context - self.step
         self.offsets[request] = offset
+        if self._max_offset is not None and offset > self._max_offset:
+            self._max_offset = offset
         self.offset_sum += offset
         self.residues[offset % self.block_tokens] += 1
         heapq.heappush(self.finish_at, (self.step + remaining, request))
@@ -40,6 +43,8 @@ class DecodeBatch:
     def remove(self, request: int) -> int:
         """Stop tracking a request (finished or preempted); returns its current context."""
         offset = self.offsets.pop(request)
+        if offset == self._max_offset:
+            self._max_offset = None
         self.offset_sum -= offset
         self.residues[offset % self.block_tokens] -= 1
         return offset + self.step
@@ -62,7 +67,9 @@ class DecodeBatch:
 
     def longest(self) -> int:
         """The longest context being decoded."""
-        return max(self.offsets.values()) + self.step
+        if self._max_offset is None:
+            self._max_offset = max(self.offsets.values())
+        return self._max_offset + self.step
 
     def new_blocks(self, steps: int) -> int:
         """Blocks the batch needs to grow by `steps` tokens per sequence.
@@ -103,6 +110,7 @@ class DecodeBatch:
     def clear(self) -> None:
         """Forget every sequence (the replica went away)."""
         self.offsets.clear()
+        self._max_offset = None
         self.offset_sum = 0
         self.residues = [0] * self.block_tokens
         self.finish_at.clear()

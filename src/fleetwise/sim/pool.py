@@ -31,6 +31,7 @@ from fleetwise.workload.requests import Requests
 # AWS gives a spot instance a two-minute interruption notice
 # (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-instance-termination-notices.html, read 2026-11-25).
 SPOT_NOTICE_S = 120.0
+Purchase = Literal["on-demand", "spot"]
 
 
 MAX_REPLICAS = 10_000  # far above any real pool; guards against typos that would exhaust memory
@@ -70,7 +71,7 @@ class PoolSpec:
     kv_cache_dtype: str = "auto"
     region: str = DEFAULT_REGION
     name: str = ""
-    purchase: Literal["on-demand", "spot"] = "on-demand"
+    purchase: Purchase = "on-demand"
     startup_s: float = 0.0  # launch to serving: boot + image pull + weight load
     compile_s: float = 0.0  # ahead-of-time compilation (Neuron), paid at every launch unless the artifact is cached
     compiled_cache: bool = False  # a compiled artifact is stored and reused, so launches skip compile_s
@@ -95,6 +96,8 @@ class PoolSpec:
                                           and self.spot.interruptions_per_hour >= 0):
             raise FleetwiseError(f"{name}: spot interruptions per hour must be a non-negative number, "
                                  f"got {self.spot.interruptions_per_hour}")
+        if self.spot is not None and self.purchase != "spot":
+            raise FleetwiseError(f"{name}: spot interruptions apply to spot capacity only (purchase=spot)")
 
     @property
     def launch_delay_s(self) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import NamedTuple
 
 from fleetwise.perf.step_time import StepCost
 from fleetwise.sim.batching import batch_policy
@@ -20,6 +21,15 @@ from fleetwise.workload.requests import Requests
 
 BEND_TOLERANCE = 0.005  # a decode stretch is priced as linear while its midpoint is within this share of a line
 DRAIN_HORIZON_S = 3600.0  # how far `drain_all` advances per round
+
+
+class Stretch(NamedTuple):
+    """Decode-only steps priced together: step times grow linearly from `first_s` by `slope_s` per step."""
+
+    steps: int
+    first_s: float
+    slope_s: float
+    end_s: float  # when the last of them ends
 
 
 class ReplicaSim:
@@ -39,6 +49,7 @@ class ReplicaSim:
         self.active_block_seconds = 0.0  # integral over time of blocks held by running sequences
         self.stall_s = 0.0  # prompt-only time decoding sequences waited through since their last token
         self.on_finish: Callable[[int, float], None] | None = None  # e.g. a closed-loop user sending the next one
+        self._stretch: Stretch | None = None  # the decode stretch ahead, priced once until the state changes
 
     # ---- interface used by the fleet --------------------------------------------------------------
 
@@ -54,10 +65,12 @@ class ReplicaSim:
 
     def enqueue(self, request: int) -> None:
         """Accept a request that arrived now (the clock must have been advanced to its arrival)."""
+        self._stretch = None
         self.scheduler.enqueue(request)
 
     def evict(self) -> list[int]:
         """Give up every request held here (the replica is going away): they restart elsewhere, from scratch."""
+        self._stretch = None
         return self.scheduler.evict()
 
     def cached_block_seconds(self, until: float) -> float:
@@ -86,9 +99,25 @@ class ReplicaSim:
             else:
                 self.clock = limit  # idle
 
+    def catch_up(self, now: float) -> None:
+        """Run what happens before `now` (every completion, so `outstanding` is current) without splitting the
+        decode stretch under way at `now`: a router can compare replicas without cutting their fast-forwards."""
+        stretch = self._stretch
+        if stretch is not None and stretch.end_s > now:
+            return  # mid-stretch (a priced stretch means nothing was admissible, and nothing has changed since)
+        scheduler = self.scheduler
+        while self.clock < now:
+            if scheduler.can_schedule():
+                self._scheduled_step()
+            elif not scheduler.batch.offsets or self._stretch_ahead().end_s > now:
+                return
+            else:
+                self._fast_forward(now)
+
     # ---- a step with prompt work --------------------------------------------------------------------
 
     def _scheduled_step(self) -> None:
+        self._stretch = None
         scheduler, policy, batch = self.scheduler, self.policy, self.scheduler.batch
         decode_seqs, decode_attended = 0.0, 0.0
         if batch.offsets and policy.decodes_with_prefill:
@@ -120,16 +149,34 @@ class ReplicaSim:
 
     def _fast_forward(self, limit: float) -> None:
         """Decode k steps at once: up to the next completion, block shortage, or the time limit."""
-        scheduler, batch, policy = self.scheduler, self.scheduler.batch, self.policy
+        scheduler, batch = self.scheduler, self.scheduler.batch
+        stretch = self._stretch_ahead()
+        self._stretch = None
+        first, slope = stretch.first_s, stretch.slope_s
+        k = min(stretch.steps, self._steps_within(limit - self.clock, first, slope, stretch.steps))
+        scheduler.grow_decode_blocks(k, self.clock)
+        total = k * first + slope * k * (k - 1) / 2.0
+        self._record_gaps(first, slope, k, float(len(batch.offsets)))
+        self._tick(total, steps=k)
+        batch.step += k
+        self._finished(scheduler.retire_finished(self.clock))
+
+    def _stretch_ahead(self) -> Stretch:
+        """The decode-only steps up to the next completion or block shortage, as one linear piece: priced once."""
+        if self._stretch is not None:
+            return self._stretch
+        batch, policy = self.scheduler.batch, self.policy
         next_done = batch.steps_to_next_finish()
-        k = max(min(next_done, batch.steps_before_shortage(next_done, scheduler.blocks)), 1)
+        k = max(min(next_done, batch.steps_before_shortage(next_done, self.scheduler.blocks)), 1)
         k = policy.segment_cap(batch, k)
         if policy.linear_decode:
             seqs, attended = policy.decode_load(batch)
-            later = attended + seqs * (k - 1) * self.cost.full_layers
-            first = self.cost.step_s(seqs, attended, 0.0, 0.0, 0.0)
-            last = self.cost.step_s(seqs, later, 0.0, 0.0, 0.0)
-            bends = self.cost.decode_compute_bound(seqs, attended) != self.cost.decode_compute_bound(seqs, later)
+            first, bound_first = self.cost.decode_s(seqs, attended)
+            last, bound_last = self.cost.decode_s(seqs, attended + seqs * (k - 1) * self.cost.full_layers)
+            bends = bound_first != bound_last
+        elif policy.flat_within_cap:  # the stretch stays within one compiled bucket
+            first = last = self._decode_step_s(0)
+            bends = False
         else:
             first, last, bends = self._decode_step_s(0), self._decode_step_s(k - 1), True
         while k > 8 and bends:  # linear in context except at window edges and compute/memory crossovers
@@ -139,13 +186,8 @@ class ReplicaSim:
             k = (k - 1) // 2 + 1  # keep the half before the bend; the rest is priced next time
             last = middle
         slope = (last - first) / (k - 1) if k > 1 else 0.0
-        k = min(k, self._steps_within(limit - self.clock, first, slope, k))
-        scheduler.grow_decode_blocks(k, self.clock)
-        total = k * first + slope * k * (k - 1) / 2.0
-        self._record_gaps(first, slope, k, float(len(batch.offsets)))
-        self._tick(total, steps=k)
-        batch.step += k
-        self._finished(scheduler.retire_finished(self.clock))
+        self._stretch = Stretch(k, first, slope, self.clock + k * first + slope * k * (k - 1) / 2.0)
+        return self._stretch
 
     def _record_gaps(self, first: float, slope: float, k: int, sequences: float) -> None:
         """Inter-token gaps of k decode steps; prompts run on their own (Neuron) delay the first of them."""

@@ -56,9 +56,13 @@ class Router(ABC):
 
 
 def least_busy(slots: Sequence[Slot], now: float) -> Slot:
-    """The replica with the fewest requests queued or running at `now` (lowest number on ties)."""
+    """The replica with the fewest requests queued or running at `now` (lowest number on ties).
+
+    Each replica is brought up to `now` only as far as its own decisions go (`catch_up`): a decode stretch under
+    way is not split, so comparing replicas costs nothing unless one of them finished something.
+    """
     for slot in slots:
-        slot.sim.advance_to(now)
+        slot.sim.catch_up(now)
     return min(slots, key=lambda s: (s.sim.outstanding, s.sim.index))
 
 
