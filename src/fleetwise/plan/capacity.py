@@ -21,6 +21,7 @@ from fleetwise.perf.replica_arrays import build_arrays
 from fleetwise.perf.scenarios import load_point
 from fleetwise.perf.shape import DeploymentShape, UnpredictableError, resolve_shape
 from fleetwise.plan.demand import Demand
+from fleetwise.plan.result import Rejected
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.units import GIB
 
@@ -71,15 +72,6 @@ class Option:
                                                                        self.curve_tpot_s, strict=True)])
         weights = bucket_rates / max(float(bucket_rates.sum()), 1e-12)
         return _weighted_quantile(ttft, weights, 0.95), _weighted_quantile(np.nan_to_num(tpot), weights, 0.95)
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A shape that cannot be recommended, and why."""
-
-    option: str
-    category: str  # "doesn't fit", "engine can't run it", "no price", "not predictable", "misses SLO", ...
-    reason: str
 
 
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

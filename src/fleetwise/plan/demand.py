@@ -6,7 +6,7 @@ verifies with); the other hours scale that rate by the workload's hourly profile
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,7 +62,6 @@ class Demand:
     buckets: Buckets
     context_tokens: int  # the longest prompt + output the model must hold (capped at its context)
     too_long_share: float  # requests beyond the model's context: dropped by any deployment
-    sim_cache: dict[object, object] = field(default_factory=dict)  # simulator runs and traffic windows, per plan
 
     @property
     def peak_rate(self) -> float:

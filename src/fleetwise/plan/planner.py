@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 import numpy as np
 from pydantic import ValidationError
@@ -23,21 +23,23 @@ from fleetwise.catalog.catalog import Catalog, load_catalog
 from fleetwise.errors import FleetwiseError
 from fleetwise.models.library import load_model
 from fleetwise.perf.efficiency import load_calibration
-from fleetwise.plan.capacity import Option, Rejected, build_options
+from fleetwise.plan.capacity import Option, build_options
+from fleetwise.plan.context import PlanContext
 from fleetwise.plan.costing import Deployment, plan_pool
 from fleetwise.plan.demand import Demand, build_demand
-from fleetwise.plan.explain import describe, option_row
+from fleetwise.plan.explain import Outcome, describe, option_row
 from fleetwise.plan.mix import shortlist, solve_mix
-from fleetwise.plan.search import Checker, best_of_kind, search
+from fleetwise.plan.result import OptionRow, PlanResult, Rejected, WhatIf, WhatIfError
+from fleetwise.plan.search import Checker, Chosen, best_of_kind, search
 from fleetwise.plan.spec import PlanSpec, parse_what_if
-from fleetwise.plan.verify import Check
+from fleetwise.plan.verify import Check, Verifier
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
 SINGLES_OFFERED = 3  # the cheapest single pools are always among the options the mix solver may combine
 
 
 def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | None = None,
-         compare: bool = True) -> dict[str, Any]:
+         compare: bool = True) -> PlanResult:
     """Answer `spec`: the recommendation, ranked options, rejections with reasons, schedule, costs, what-ifs.
 
     `compare=False` skips simulating the best GPU-only and Inferentia-only pools (their comparison is then null).
@@ -50,6 +52,7 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     model = load_model(spec.model)
     report("demand", 0.05)
     demand = build_demand(spec, model)
+    context = PlanContext(spec, model, demand, catalog, calibration)
     report("options", 0.1)
     options, rejected = build_options(spec, model, demand, catalog, calibration)
     rates = demand.bucket_rates  # (24, B)
@@ -60,14 +63,27 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     report("mix", 0.3)
     mix = _best_mix(spec, options, rates, [d.pools[0].option for d in singles[:SINGLES_OFFERED]])
     report("verify", 0.4)
-    checker = Checker(spec, model, demand, catalog, calibration, rejected)
+    checker = Checker(Verifier(context), rejected)
     chosen = search(checker, singles, mix, report)
     if chosen is None:
         raise FleetwiseError("every finalist misses the SLOs in simulation (at the peak or in some hour of the day); "
                              "relax the SLOs or allow more shapes")
-    best, best_check, added, day = chosen
     report("compare", 0.9)
     by_kind = {kind: best_of_kind(checker, singles, kind) for kind in ("gpu", "neuron")} if compare else {}
+    result = describe(context, _outcome(spec, checker, chosen, singles, mix, by_kind))
+    what_ifs: list[WhatIf | WhatIfError] = []
+    for change in spec.what_if:
+        report(f"what-if {change}", 0.95)
+        what_ifs.append(_what_if(spec, change, result, catalog))
+    report("done", 1.0)
+    return replace(result, what_if=what_ifs, timing_s=round(time.perf_counter() - started, 3))
+
+
+def _outcome(spec: PlanSpec, checker: Checker, chosen: Chosen, singles: list[Deployment], mix: Deployment | None,
+             by_kind: dict[str, Deployment | None]) -> Outcome:
+    """Rank what was screened and simulated, and give every alternative its standing against the recommendation."""
+    best, best_check, added, day = chosen
+    rejected = checker.rejected
     failed = checker.failed()
     simulated = checker.simulated() | {best.name: best}  # simulated costs replace screened ones
     singles = sorted((simulated.get(s.name, s) for s in singles), key=lambda d: d.monthly_usd)
@@ -82,23 +98,14 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
         (simulated.get(name, d), c, a) for name, (d, c, a) in checker.peak.items()]
     if not spec.verify and mix is not None:
         checked.append((mix, None, 0))  # ranked with the single pools, as screened
-    ranked = _ranked(singles, checked, best, demand, failed)
-    rejected += [Rejected(r["name"], "costs more", f"${r['monthly_usd'] - best.monthly_usd:,.0f}/month more than the "
-                          f"recommendation (+{(r['monthly_usd'] / best.monthly_usd - 1) * 100:,.0f}%)")
-                 for r in ranked if r["name"] != best.name and r["monthly_usd"] >= best.monthly_usd
-                 and r["name"] not in failed]
+    ranked = _ranked(singles, checked, best, checker.verifier.context.demand, failed)
+    rejected += [Rejected(r.name, "costs more", f"${r.monthly_usd - best.monthly_usd:,.0f}/month more than the "
+                          f"recommendation (+{(r.monthly_usd / best.monthly_usd - 1) * 100:,.0f}%)")
+                 for r in ranked if r.name != best.name and r.monthly_usd >= best.monthly_usd and r.name not in failed]
     standing = [s for s in singles if s.name not in failed]
     if mix is not None and (mix.kind != "mix" or mix.name in failed):
         mix = None  # a one-pool answer is a single pool; a failed mix is no alternative
-    result = describe(spec, model, demand, best, best_check, added, day, ranked, rejected, standing, mix,
-                      by_kind, catalog, calibration)
-    result["what_if"] = []
-    for change in spec.what_if:
-        report(f"what-if {change}", 0.95)
-        result["what_if"].append(_what_if(spec, change, result, catalog))
-    result["timing_s"] = round(time.perf_counter() - started, 3)
-    report("done", 1.0)
-    return result
+    return Outcome(best, best_check, added, day, ranked, rejected, standing, mix, by_kind)
 
 
 def _single_pools(spec: PlanSpec, options: list[Option], rates: np.ndarray) -> tuple[list[Deployment], list[Rejected]]:
@@ -144,10 +151,10 @@ def _best_mix(spec: PlanSpec, options: list[Option], rates: np.ndarray,
 
 
 def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]], best: Deployment,
-            demand: Demand, failed: set[str]) -> list[dict[str, Any]]:
+            demand: Demand, failed: set[str]) -> list[OptionRow]:
     """Options ranked by monthly cost: simulated ones with their p95s, the rest as screened; failures last."""
     by_name = {d.name: (d, c, a) for d, c, a in checked}
-    rows: list[dict[str, Any]] = []
+    rows: list[OptionRow] = []
     seen: set[str] = set()
     for deployment in [*(d for d, _, _ in checked), *singles]:
         if deployment.name in seen:
@@ -156,35 +163,29 @@ def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | N
         deployment, check, added = by_name.get(deployment.name, (deployment, None, 0))
         if deployment.name == best.name:
             deployment = best
-        row = option_row(deployment, check, added, demand)
-        if row["verified"] is not None and deployment.name in failed:
-            row["verified"]["passed"] = False  # at the peak, or in an hour of the day (see `rejected`)
-        rows.append(row)
-    rows.sort(key=lambda r: (r["verified"] is not None and not r["verified"]["passed"], r["monthly_usd"]))
-    for rank, row in enumerate(rows, 1):
-        row["rank"] = rank
-    return rows
+        # a failure at the peak, or in an hour of the day (see `rejected`)
+        rows.append(option_row(deployment, check, added, demand, failed=deployment.name in failed))
+    rows.sort(key=lambda r: (r.verified is not None and not r.verified.passed, r.monthly_usd))
+    return [replace(row, rank=rank) for rank, row in enumerate(rows, 1)]
 
 
-def _what_if(spec: PlanSpec, change: str, base: dict[str, Any], catalog: Catalog) -> dict[str, Any]:
+def _what_if(spec: PlanSpec, change: str, base: PlanResult, catalog: Catalog) -> WhatIf | WhatIfError:
     """Re-plan with one change (traffic, prompt length or spot price scaled) and say what moved."""
     field, factor = parse_what_if(change)
     try:
         changed = spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1)
         other = plan(changed, catalog=catalog, compare=False)
     except FleetwiseError as exc:
-        return {"change": change, "error": str(exc)}
+        return WhatIfError(change, str(exc))
     except ValidationError as exc:  # e.g. a scaled rate beyond what a workload may generate
-        return {"change": change, "error": str(exc.errors()[0]["msg"]).removeprefix("Value error, ")}
-    now, then = base["recommendation"], other["recommendation"]
-    return {
-        "change": change, "recommendation": then["name"], "pools": then["pools"],
-        "monthly_usd": then["monthly_usd"], "usd_per_million_output_tokens": then["usd_per_million_output_tokens"],
-        "ttft_ms_p95": then["ttft_ms_p95"], "tpot_ms_p95": then["tpot_ms_p95"],
-        "delta_monthly_usd": round(then["monthly_usd"] - now["monthly_usd"], 2),
-        "delta_pct": round((then["monthly_usd"] / now["monthly_usd"] - 1) * 100, 2) if now["monthly_usd"] else None,
-        "same_deployment": then["name"] == now["name"],
-    }
+        return WhatIfError(change, str(exc.errors()[0]["msg"]).removeprefix("Value error, "))
+    now, then = base.recommendation, other.recommendation
+    return WhatIf(
+        change=change, recommendation=then.name, pools=then.pools, monthly_usd=then.monthly_usd,
+        usd_per_million_output_tokens=then.usd_per_million_output_tokens, ttft_ms_p95=then.ttft_ms_p95,
+        tpot_ms_p95=then.tpot_ms_p95, delta_monthly_usd=round(then.monthly_usd - now.monthly_usd, 2),
+        delta_pct=round((then.monthly_usd / now.monthly_usd - 1) * 100, 2) if now.monthly_usd else None,
+        same_deployment=then.name == now.name)
 
 
 def _nothing_left(spec: PlanSpec, rejected: list[Rejected]) -> str:

@@ -11,14 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from fleetwise.catalog.catalog import Catalog
-from fleetwise.models.architecture import ModelArchitecture
-from fleetwise.perf.efficiency import CalibrationTable
-from fleetwise.plan.capacity import Rejected
 from fleetwise.plan.costing import Deployment
-from fleetwise.plan.demand import Demand
+from fleetwise.plan.result import Rejected
 from fleetwise.plan.spec import PlanSpec
-from fleetwise.plan.verify import Check, verify_day, verify_peak
+from fleetwise.plan.verify import Check, Verifier
 
 EXTRA_FINALISTS = 5  # beyond spec.finalists, simulated only while they could still undercut the best verified one
 KIND_CHECKS = 2  # per hardware kind, candidates simulated to find the best GPU-only / Inferentia-only one
@@ -30,20 +26,20 @@ Chosen = tuple[Deployment, Check | None, int, list[Check]]  # deployment, peak c
 class Checker:
     """Simulates deployments at most once each (by name) and records every failure as a rejection."""
 
-    spec: PlanSpec
-    model: ModelArchitecture
-    demand: Demand
-    catalog: Catalog
-    calibration: CalibrationTable
+    verifier: Verifier
     rejected: list[Rejected]
     peak: dict[str, tuple[Deployment, Check, int]] = field(default_factory=dict)
     day: dict[str, tuple[Deployment, list[Check]]] = field(default_factory=dict)
 
+    @property
+    def spec(self) -> PlanSpec:
+        """The plan's question."""
+        return self.verifier.context.spec
+
     def at_peak(self, deployment: Deployment) -> tuple[Deployment, Check, int]:
         """The peak-hour check, replicas added until p95 holds (or the repairs run out)."""
         if deployment.name not in self.peak:
-            grown, check, added = verify_peak(self.spec, self.model, deployment, self.demand, self.catalog,
-                                              self.calibration)
+            grown, check, added = self.verifier.peak(deployment)
             self.peak[deployment.name] = (grown, check, added)
             if not check.passed:
                 self.rejected.append(Rejected(grown.name, "misses SLO in simulation",
@@ -57,7 +53,7 @@ class Checker:
         if not check.passed:
             return None
         if deployment.name not in self.day:
-            final, day = verify_day(self.spec, self.model, grown, self.demand, self.catalog, self.calibration)
+            final, day = self.verifier.day(grown)
             self.day[deployment.name] = (final, day)
             missed = [(hour, c) for hour, c in enumerate(day) if not c.passed]
             if missed:

@@ -6,6 +6,7 @@ Every default here is a chosen starting point, not a measurement: the report lis
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -141,3 +142,35 @@ def load_plan_file(path: str | Path) -> PlanSpec:
         if isinstance(value, str) and not Path(value).is_absolute() and (base / value).exists():
             doc[key] = str(base / value)
     return validate_record(PlanSpec, doc, name, "plan")
+
+
+SPLIT_FIELDS = ("purchase", "instances", "engines", "dtypes", "what_if")  # comma-separated on the command line
+
+
+def plan_spec(plan_file: str | Path | None = None, *, slo: Sequence[str] = (), catalog: Sequence[str] = (),
+              verify: bool = True, **options: object) -> PlanSpec:
+    """The question a command line asks: a plan file (or the defaults), each option given overriding its field.
+
+    `slo` items are `ttft_p95=800ms`-style targets merged into the file's; `catalog` files are added to the file's;
+    list fields (purchase, instances, engines, dtypes, what_if) accept comma-separated items; a workload replaces a
+    flat rate and its lengths; options that are None are not given.
+    """
+    spec = load_plan_file(plan_file) if plan_file is not None else PlanSpec()
+    changes: dict[str, object] = {}
+    for key, value in options.items():
+        if value is None or (key in SPLIT_FIELDS and not value):
+            continue
+        if key in SPLIT_FIELDS:
+            items = value if isinstance(value, list | tuple) else [value]
+            value = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+        changes[key] = str(value) if key == "calibration" else value
+    if options.get("workload") is not None:
+        changes.update(rate_per_s=changes.get("rate_per_s"), input_tokens=changes.get("input_tokens"),
+                       output_tokens=changes.get("output_tokens"))
+    if slo:
+        changes["slo"] = {**spec.slo.model_dump(), **dict(parse_slo(s) for s in slo)}
+    if catalog:
+        changes["catalog"] = [*spec.catalog, *(str(p) for p in catalog)]
+    if not verify:
+        changes["verify"] = False
+    return spec.replace(**changes) if changes else spec
