@@ -13,7 +13,7 @@ import sys
 
 from setuptools import setup
 
-COMPILED = [
+COMPILED = [  # the same modules as fleetwise.native.HOT_MODULES
     "src/fleetwise/perf/step_time.py",
     "src/fleetwise/sim/batching.py",
     "src/fleetwise/sim/block_manager.py",

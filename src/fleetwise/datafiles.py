@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fleetwise.errors import DataFileError
@@ -40,3 +41,13 @@ def read_text_file(path: str | Path) -> str:
         raise DataFileError(str(p), "no such file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(str(p), f"cannot read: {exc}") from None
+
+
+# libyaml's parser when PyYAML was built with it (its wheels are), else the pure-Python one: same documents,
+# same errors, about ten times faster on the bundled catalog.
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> Any:
+    """A YAML document's data, with only safe types (as yaml.safe_load); raises yaml.YAMLError."""
+    return yaml.load(text, Loader=_SAFE_LOADER)

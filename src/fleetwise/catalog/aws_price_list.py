@@ -10,7 +10,7 @@ from typing import Any
 
 from fleetwise.catalog.schema import Price
 from fleetwise.datafiles import validate_record
-from fleetwise.errors import DataFileError
+from fleetwise.errors import DataFileError, FleetwiseError
 
 # Hours in a reserved term, for spreading an upfront fee over the term (365-day years, as AWS does).
 HOURS_PER_TERM = {"1yr": 365 * 24, "3yr": 3 * 365 * 24}
@@ -35,6 +35,13 @@ class ImportOptions:
     instance_types: tuple[str, ...] = ()  # empty = every instance type in the file
     reserved_class: str = "standard"  # standard | convertible
     reserved_payment: str = "no-upfront"  # no-upfront | partial-upfront | all-upfront
+
+    def __post_init__(self) -> None:
+        if self.reserved_class not in ("standard", "convertible"):
+            raise FleetwiseError(f"--reserved-class must be standard or convertible, got {self.reserved_class!r}")
+        if self.reserved_payment not in RESERVED_PAYMENTS:
+            raise FleetwiseError(f"--reserved-payment must be one of {', '.join(RESERVED_PAYMENTS)}, "
+                                 f"got {self.reserved_payment!r}")
 
 
 def read_offer_file(path: str | Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel
 
 from fleetwise.catalog.schema import PURCHASE_OPTIONS, Chip, Instance, Price
-from fleetwise.datafiles import read_text_file, validate_record
+from fleetwise.datafiles import parse_yaml, read_text_file, validate_record
 from fleetwise.errors import DataFileError, FleetwiseError, UnknownNameError
 
 PRICE_COLUMNS = ("instance_type", "region", "purchase", "usd_per_hour", "source", "as_of", "note")
@@ -129,7 +129,7 @@ class _CatalogBuilder:
             self._add_prices(_read_price_csv(text, name), name)
             return
         try:
-            doc = yaml.safe_load(text)
+            doc = parse_yaml(text)
         except yaml.YAMLError as exc:
             raise DataFileError(name, f"not valid YAML: {exc}") from None
         if doc is None:
@@ -235,3 +235,27 @@ def write_price_csv(prices: Iterable[Price], path: Path) -> None:
             writer.writerow([p.instance_type, p.region, p.purchase,
                              "" if p.usd_per_hour is None else repr(p.usd_per_hour), p.source or "",
                              p.as_of or "", p.note or ""])
+
+
+def instance_summary(catalog: Catalog, instance: Instance, region: str = DEFAULT_REGION) -> dict[str, Any]:
+    """One instance as a flat dict with its prices in `region` (None where not found)."""
+    chip = catalog.chip_of(instance)
+    prices = {purchase: catalog.usd_per_hour(instance.instance_type, region, purchase)
+              for purchase in ("on-demand", "spot", "reserved-1y", "reserved-3y")}
+    on_demand = prices["on-demand"]
+    return {
+        "instance": instance.instance_type,
+        "family": instance.family,
+        "accelerator": chip.id,
+        "accelerator_name": chip.name,
+        "accelerator_count": instance.count,
+        "accelerator_memory_gib": round(instance.memory_gib_per_accelerator(chip) * instance.count, 3),
+        "neuron_cores": (chip.neuron_cores.value or 0) * instance.count if chip.neuron_cores else None,
+        "vcpus": instance.vcpus.value,
+        "host_memory_gib": instance.host_memory_gib.value,
+        "network_gbps": instance.network_gbps.value,
+        "interconnect": instance.interconnect_name.value if instance.interconnect_name else None,
+        "region": region,
+        "usd_per_hour": prices,
+        "usd_per_accelerator_hour": None if on_demand is None else on_demand / instance.count,
+    }

@@ -20,6 +20,7 @@ from fleetwise.cli import (
 )
 from fleetwise.cli.output import err_console
 from fleetwise.errors import FleetwiseError
+from fleetwise.native import build_kind
 
 app = typer.Typer(
     name="fleetwise",
@@ -49,7 +50,7 @@ app.command("validate")(calibrate_cmd.validate_command)
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"fleetwise {__version__}")
+        typer.echo(f"fleetwise {__version__} ({build_kind()})")
         raise typer.Exit()
 
 
@@ -59,8 +60,8 @@ def _root(version: bool = typer.Option(False, "--version", callback=_version, is
     """Plan LLM serving on AWS."""
 
 
-def main() -> None:
-    """Console-script entry point: user errors print one line and exit with status 2."""
+def run() -> None:
+    """Run the app: user errors print one line and exit with status 2."""
     try:
         app(prog_name="fleetwise")
     except FleetwiseError as exc:
@@ -76,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run()

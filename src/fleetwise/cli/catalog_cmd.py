@@ -7,16 +7,11 @@ from typing import Any
 
 import typer
 
-from fleetwise.catalog import DEFAULT_REGION, Catalog, Instance, Price, load_catalog, user_prices_path
-from fleetwise.catalog.aws_price_list import (
-    RESERVED_PAYMENTS,
-    ImportOptions,
-    prices_from_offer,
-    read_offer_file,
-)
-from fleetwise.catalog.catalog import read_price_file, write_price_csv
+from fleetwise.catalog import DEFAULT_REGION, load_catalog, user_prices_path
+from fleetwise.catalog.aws_price_list import ImportOptions
+from fleetwise.catalog.catalog import instance_summary
+from fleetwise.catalog.price_import import import_offer_file
 from fleetwise.cli.output import console, emit_json, fmt, table
-from fleetwise.errors import FleetwiseError
 
 app = typer.Typer(help="Hardware catalog: instances, chips and prices, each figure with its source.",
                   invoke_without_command=True, no_args_is_help=False)
@@ -26,30 +21,6 @@ CatalogFiles = typer.Option(
                           "overrides the bundled one; repeatable, later files win.")
 JsonFlag = typer.Option(False, "--json", help="Print JSON instead of a table.")
 Region = typer.Option(DEFAULT_REGION, "--region", help="AWS region for prices.")
-
-
-def instance_summary(catalog: Catalog, instance: Instance, region: str) -> dict[str, Any]:
-    """One instance as a flat dict with its prices in `region` (None where not found)."""
-    chip = catalog.chip_of(instance)
-    prices = {purchase: catalog.usd_per_hour(instance.instance_type, region, purchase)
-              for purchase in ("on-demand", "spot", "reserved-1y", "reserved-3y")}
-    on_demand = prices["on-demand"]
-    return {
-        "instance": instance.instance_type,
-        "family": instance.family,
-        "accelerator": chip.id,
-        "accelerator_name": chip.name,
-        "accelerator_count": instance.count,
-        "accelerator_memory_gib": round(instance.memory_gib_per_accelerator(chip) * instance.count, 3),
-        "neuron_cores": (chip.neuron_cores.value or 0) * instance.count if chip.neuron_cores else None,
-        "vcpus": instance.vcpus.value,
-        "host_memory_gib": instance.host_memory_gib.value,
-        "network_gbps": instance.network_gbps.value,
-        "interconnect": instance.interconnect_name.value if instance.interconnect_name else None,
-        "region": region,
-        "usd_per_hour": prices,
-        "usd_per_accelerator_hour": None if on_demand is None else on_demand / instance.count,
-    }
 
 
 @app.callback()
@@ -150,40 +121,17 @@ def import_prices(
     as_json: bool = JsonFlag,
 ) -> None:
     """Import on-demand and reserved (1y/3y effective hourly) Linux prices from an AWS Price List file, offline."""
-    if reserved_class not in ("standard", "convertible"):
-        raise FleetwiseError(f"--reserved-class must be standard or convertible, got {reserved_class!r}")
-    if reserved_payment not in RESERVED_PAYMENTS:
-        raise FleetwiseError(f"--reserved-payment must be one of {', '.join(RESERVED_PAYMENTS)}, "
-                             f"got {reserved_payment!r}")
     opts = _options(ctx)
-    cat = load_catalog(opts["catalog_files"])
-    target = output or user_prices_path()
-    doc = read_offer_file(offer_file)
-    options = ImportOptions(regions=tuple(region), instance_types=tuple(cat.instances), reserved_class=reserved_class,
-                            reserved_payment=reserved_payment)
-    imported = prices_from_offer(doc, f"AWS Price List bulk file {offer_file.name}", options)
-    if not imported:
-        raise FleetwiseError(f"{offer_file}: no Linux shared-tenancy prices for the catalog's instances"
-                             + (f" in {', '.join(region)}" if region else ""))
-    existing: dict[tuple[str, str, str], Price] = {}
-    if target.is_file():
-        existing = {p.key: p for p in read_price_file(target)}
-    changes: list[dict[str, Any]] = []
-    for price in imported:
-        before = cat.prices.get(price.key)
-        old = before.usd_per_hour if before else None
-        if old != price.usd_per_hour:
-            changes.append({"instance": price.instance_type, "region": price.region, "purchase": price.purchase,
-                            "old_usd_per_hour": old, "new_usd_per_hour": price.usd_per_hour})
-        existing[price.key] = price
-    write_price_csv(existing.values(), target)
-    summary = {"file": str(target), "imported": len(imported), "changed": changes,
-               "publication_date": doc.get("publicationDate")}
+    summary = import_offer_file(offer_file, load_catalog(opts["catalog_files"]), output or user_prices_path(),
+                                ImportOptions(regions=tuple(region), reserved_class=reserved_class,
+                                              reserved_payment=reserved_payment))
+    changes = summary["changed"]
+    target = summary["file"]
     if as_json or opts["json"]:
         emit_json(summary)
         return
-    console.print(f"Imported {len(imported)} prices (publication date {doc.get('publicationDate')}) into {target}; "
-                  f"{len(changes)} differ from the catalog.")
+    console.print(f"Imported {summary['imported']} prices (publication date {summary['publication_date']}) into "
+                  f"{target}; {len(changes)} differ from the catalog.")
     if changes:
         t = table(None, [("instance", "left"), ("region", "left"), ("purchase", "left"), ("was", "right"),
                          ("now", "right")])

@@ -6,10 +6,9 @@ from functools import cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import Field
 
-from fleetwise.datafiles import Record, validate_record
+from fleetwise.datafiles import Record, parse_yaml, validate_record
 from fleetwise.errors import UnknownNameError
 from fleetwise.sourced import Sourced
 
@@ -101,7 +100,7 @@ def engine_profiles() -> dict[str, EngineProfile]:
     """Every bundled engine profile by id."""
     name = "fleetwise/engines/data/engines.yaml"
     text = (resources.files("fleetwise.engines") / "data" / "engines.yaml").read_text(encoding="utf-8")
-    doc = yaml.safe_load(text) or {}
+    doc = parse_yaml(text) or {}
     profiles: dict[str, EngineProfile] = {}
     for index, raw in enumerate(doc.get("engines") or []):
         profile = validate_record(EngineProfile, raw, name, f"{index} ({raw.get('id')})")

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 
 from fleetwise.catalog.catalog import Catalog
 from fleetwise.errors import FleetwiseError
@@ -95,6 +94,8 @@ def absolute_percentage_errors(replay: Replay, table: CalibrationTable) -> Array
 
 def fit_table(replay: Replay, ridge: float = RIDGE) -> CalibrationTable:
     """Least-squares fit of the efficiency hierarchy to the replay's rows (log error, bounded, ridge on factors)."""
+    from scipy.optimize import least_squares  # loaded only when a table is fitted
+
     kinds = sorted(set(replay.kinds))
     engines = sorted(set(replay.engines))
     cells = sorted({f"{e}/{c}" for e, c in zip(replay.engines, replay.chips, strict=True)})

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from fleetwise.datafiles import read_text_file
+from fleetwise.datafiles import parse_yaml, read_text_file
 from fleetwise.errors import DataFileError
 
 TERMS = ("compute", "memory", "communication", "allreduce_us", "overhead_ms")
@@ -72,7 +72,7 @@ class CalibrationTable:
 def parse_calibration(text: str, name: str) -> CalibrationTable:
     """Validate a calibration YAML document; errors name the file, the entry and the field."""
     try:
-        doc = yaml.safe_load(text)
+        doc = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

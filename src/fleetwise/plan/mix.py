@@ -24,7 +24,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
 
 from fleetwise.plan.capacity import Option
 
@@ -83,6 +82,8 @@ def hour_levels(bucket_rates: np.ndarray, levels: int = HOUR_LEVELS) -> tuple[np
 def solve_mix(options: list[Option], bucket_rates: np.ndarray,
               spot_share: float = 0.0) -> list[tuple[Option, np.ndarray, int]] | None:
     """The cheapest (option, bucket shares, peak instances) set for `bucket_rates` (hours, B); None if infeasible."""
+    from scipy.optimize import Bounds, LinearConstraint, milp  # the solver loads only when a mix is solved
+
     rates, hours_alike = hour_levels(np.atleast_2d(bucket_rates))
     n_options, (n_hours, n_buckets) = len(options), rates.shape
     if not n_options:
@@ -99,46 +100,7 @@ def solve_mix(options: list[Option], bucket_rates: np.ndarray,
     upper = np.full(n_vars, np.inf)
     upper[y0:x0] = 1.0
     upper[x0:] = (capacity > 0).astype(np.float64).ravel()
-    rows: list[np.ndarray] = []
-    low: list[float] = []
-    high: list[float] = []
-
-    def add(row: np.ndarray, lo: float, hi: float) -> None:
-        rows.append(row)
-        low.append(lo)
-        high.append(hi)
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        per_share = np.where(capacity > 0, 1.0 / np.where(capacity > 0, capacity, 1.0), 0.0)  # (B, J)
-    for b in range(n_buckets):
-        row = np.zeros(n_vars)
-        row[x0 + b * n_options: x0 + (b + 1) * n_options] = 1.0
-        add(row, 1.0, 1.0)
-    for h in range(n_hours):
-        for j, option in enumerate(options):
-            row = np.zeros(n_vars)
-            row[m0 + h * n_options + j] = -float(option.replicas_per_instance)
-            row[x0 + np.arange(n_buckets) * n_options + j] = rates[h] * per_share[:, j]
-            add(row, -np.inf, 0.0)
-            floor = np.zeros(n_vars)
-            floor[m0 + h * n_options + j], floor[y0 + j] = 1.0, -1.0
-            add(floor, 0.0, np.inf)
-    for b in range(n_buckets):
-        for j in range(n_options):
-            link = np.zeros(n_vars)
-            link[x0 + b * n_options + j], link[y0 + j] = 1.0, -1.0
-            add(link, -np.inf, 0.0)
-    shapes: dict[str, list[int]] = {}
-    for j, option in enumerate(options):
-        shapes.setdefault(option.shape, []).append(j)
-    for members in shapes.values():
-        if len(members) > 1:
-            row = np.zeros(n_vars)
-            row[[y0 + j for j in members]] = 1.0
-            add(row, 0.0, 1.0)
-    row = np.zeros(n_vars)
-    row[y0:x0] = 1.0
-    add(row, 1.0, float(MAX_POOLS))
+    rows, low, high = _constraints(options, rates, capacity, (m0, y0, x0, n_vars))
     integrality = np.zeros(n_vars)
     integrality[:x0] = 1
     with _quiet_stdout():
@@ -151,6 +113,54 @@ def solve_mix(options: list[Option], bucket_rates: np.ndarray,
     shares = result.x[x0:].reshape(n_buckets, n_options)
     return [(option, np.clip(shares[:, j], 0.0, 1.0), int(instances[:, j].max()))
             for j, option in enumerate(options) if used[j] and shares[:, j].sum() > 1e-9]
+
+
+def _constraints(options: list[Option], rates: np.ndarray, capacity: np.ndarray,
+                 layout: tuple[int, int, int, int]) -> tuple[list[np.ndarray], list[float], list[float]]:
+    """The program's rows (low <= row @ vars <= high), in the order the docstring at the top lists them."""
+    m0, y0, x0, n_vars = layout
+    n_options, (n_hours, n_buckets) = len(options), rates.shape
+    rows: list[np.ndarray] = []
+    low: list[float] = []
+    high: list[float] = []
+
+    def add(row: np.ndarray, lo: float, hi: float) -> None:
+        rows.append(row)
+        low.append(lo)
+        high.append(hi)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_share = np.where(capacity > 0, 1.0 / np.where(capacity > 0, capacity, 1.0), 0.0)  # (B, J)
+    for b in range(n_buckets):  # every bucket is served in full
+        row = np.zeros(n_vars)
+        row[x0 + b * n_options: x0 + (b + 1) * n_options] = 1.0
+        add(row, 1.0, 1.0)
+    for h in range(n_hours):  # each pool's load fits its instances; a used pool keeps one instance every hour
+        for j, option in enumerate(options):
+            row = np.zeros(n_vars)
+            row[m0 + h * n_options + j] = -float(option.replicas_per_instance)
+            row[x0 + np.arange(n_buckets) * n_options + j] = rates[h] * per_share[:, j]
+            add(row, -np.inf, 0.0)
+            floor = np.zeros(n_vars)
+            floor[m0 + h * n_options + j], floor[y0 + j] = 1.0, -1.0
+            add(floor, 0.0, np.inf)
+    for b in range(n_buckets):  # only used pools serve
+        for j in range(n_options):
+            link = np.zeros(n_vars)
+            link[x0 + b * n_options + j], link[y0 + j] = 1.0, -1.0
+            add(link, -np.inf, 0.0)
+    shapes: dict[str, list[int]] = {}
+    for j, option in enumerate(options):
+        shapes.setdefault(option.shape, []).append(j)
+    for members in shapes.values():  # one batch setting per shape
+        if len(members) > 1:
+            row = np.zeros(n_vars)
+            row[[y0 + j for j in members]] = 1.0
+            add(row, 0.0, 1.0)
+    row = np.zeros(n_vars)  # between one and MAX_POOLS pools
+    row[y0:x0] = 1.0
+    add(row, 1.0, float(MAX_POOLS))
+    return rows, low, high
 
 
 @contextmanager

@@ -14,7 +14,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from fleetwise.catalog.catalog import DEFAULT_REGION
-from fleetwise.datafiles import Record, read_text_file, validate_record
+from fleetwise.datafiles import Record, parse_yaml, read_text_file, validate_record
 from fleetwise.errors import DataFileError, FleetwiseError
 
 Purchase = Literal["on-demand", "spot", "reserved-1y", "reserved-3y", "savings-plan-1y", "savings-plan-3y"]
@@ -129,7 +129,7 @@ def load_plan_file(path: str | Path) -> PlanSpec:
     """Read a YAML plan file (the same fields as the command's options); errors name the file and the field."""
     name = str(path)
     try:
-        doc = yaml.safe_load(read_text_file(path))
+        doc = parse_yaml(read_text_file(path))
     except yaml.YAMLError as exc:
         raise DataFileError(name, f"not valid YAML: {str(exc).splitlines()[0]}") from None
     if doc is None:

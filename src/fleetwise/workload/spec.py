@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, field_validator, model_validator
 
-from fleetwise.datafiles import Record, read_text_file, validate_record
+from fleetwise.datafiles import Record, parse_yaml, read_text_file, validate_record
 from fleetwise.errors import DataFileError
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -122,7 +122,7 @@ def load_workload(path: str | Path) -> Workload:
     name = str(path)
     text = read_text_file(path)
     try:
-        doc = json.loads(text) if name.lower().endswith(".json") else yaml.safe_load(text)
+        doc = json.loads(text) if name.lower().endswith(".json") else parse_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise DataFileError(name, f"not valid {'JSON' if name.lower().endswith('.json') else 'YAML'}: "
                                   f"{str(exc).splitlines()[0]}") from None

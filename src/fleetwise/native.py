@@ -1,0 +1,26 @@
+"""Whether the simulator's hot modules run compiled (mypyc, from a regular install) or as pure Python."""
+
+from __future__ import annotations
+
+import importlib.machinery
+from pathlib import Path
+
+# Compiled by setup.py for a regular install (the list there names the same files).
+HOT_MODULES = ("perf/step_time", "sim/batching", "sim/block_manager", "sim/decode_batch", "sim/replica",
+               "sim/scheduler")
+
+
+def compiled_modules() -> list[str]:
+    """The hot modules that have a compiled extension beside their source (checked without importing them)."""
+    root = Path(__file__).parent
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    return [name for name in HOT_MODULES
+            if any((root / f"{name}{suffix}").exists() for suffix in suffixes)]
+
+
+def build_kind() -> str:
+    """'compiled' when every hot module is, 'pure Python' when none is, else which ones are."""
+    compiled = compiled_modules()
+    if len(compiled) == len(HOT_MODULES):
+        return "simulator compiled with mypyc"
+    return "pure Python" if not compiled else f"partly compiled: {', '.join(compiled)}"
