@@ -70,6 +70,7 @@ class EngineProfile(Record):
     continuous_batching: Sourced[bool]
     chunked_prefill: Sourced[bool]
     prefix_caching: Sourced[bool]
+    kv_block_tokens: Sourced[int]  # tokens per paged KV block; None: contiguous KV, one block per sequence
 
     @property
     def sequence_limit(self) -> int | None:

@@ -101,7 +101,8 @@ def run_pool(spec: PoolSpec, requests: Requests, catalog: Catalog, calibration: 
 
 def _build_pools(spec: FleetSpec, requests: Requests, catalog: Catalog, calibration: CalibrationTable) -> list[Pool]:
     span = max(requests.duration_s, 1e-9)
-    typical = int(np.mean(requests.prompt_tokens + requests.output_tokens))
+    lengths = requests.prompt_tokens + requests.output_tokens
+    typical, longest = int(np.mean(lengths)), int(lengths.max())
     pools = []
     for index, pool_spec in enumerate(spec.pools):
         # a compiled (Neuron) batch is sized for this pool's share of the mean load
@@ -109,7 +110,8 @@ def _build_pools(spec: FleetSpec, requests: Requests, catalog: Catalog, calibrat
                     float(np.mean(requests.prompt_tokens)), float(np.mean(requests.output_tokens)))
         context = max(1, min(typical, pool_spec.model.max_position_embeddings))
         shape = resolve_pool_shape(pool_spec, catalog, calibration, context, load)
-        pools.append(Pool(index, pool_spec, shape, shape.step_cost(), replica_settings(shape),
+        settings = replica_settings(shape, min(longest, pool_spec.model.max_position_embeddings))
+        pools.append(Pool(index, pool_spec, shape, shape.step_cost(), settings,
                           pool_price(catalog, pool_spec, shape.hardware)))
     return pools
 

@@ -126,10 +126,14 @@ def resolve_pool_shape(spec: PoolSpec, catalog: Catalog, calibration: Calibratio
                          max_seqs=spec.max_seqs, load=load)
 
 
-def replica_settings(shape: DeploymentShape) -> ReplicaSettings:
-    """Scheduler limits: KV blocks from the fit's KV room, and the engine's sequence and token budgets."""
+def replica_settings(shape: DeploymentShape, longest_tokens: int | None = None) -> ReplicaSettings:
+    """Scheduler limits: KV blocks from the fit's KV room, and the engine's sequence and token budgets.
+
+    An engine without paged KV (Neuron) gives every compiled slot the whole of the longest sequence it serves
+    (`longest_tokens`, else the context the shape was sized for): one block per sequence.
+    """
     per_token = shape.model.kv_cache_bytes_per_token(kv_cache_bytes(shape.kv_cache_dtype))
-    block_tokens = 16  # vLLM's default KV block size
+    block_tokens = shape.engine.kv_block_tokens.value or longest_tokens or shape.fit.context_tokens
     kv_blocks = int(shape.fit.kv_cache_gib * GIB / per_token) // block_tokens  # full-context tokens the KV holds
     engine = shape.engine
     return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=shape.max_seqs,
