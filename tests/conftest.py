@@ -1,4 +1,5 @@
-"""Shared fixtures: an isolated FLEETWISE_HOME so no test reads or writes the user's imported prices."""
+"""Shared fixtures: an isolated FLEETWISE_HOME (no test reads or writes the user's imported prices), the bundled
+catalog and calibration. Tests mirror the source tree: tests/<package>/test_<module>.py."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetwise.catalog import Catalog, load_catalog
+from fleetwise.perf import CalibrationTable, bundled_calibration
 
 
 @pytest.fixture(autouse=True)
@@ -20,3 +22,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def catalog() -> Catalog:
     """The bundled catalog, without any user's imported prices."""
     return load_catalog(include_user_prices=False)
+
+
+@pytest.fixture(scope="session")
+def calibration() -> CalibrationTable:
+    """The bundled efficiency table."""
+    return bundled_calibration()
