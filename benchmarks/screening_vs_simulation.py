@@ -28,12 +28,13 @@ def main() -> None:
     catalog = load_catalog(include_user_prices=False)
     ttft, tpot, repaired = [], [], []
     for spec in QUESTIONS:
-        for option in plan(spec, catalog=catalog)["options"]:
-            checked = option["verified"]
-            if checked and checked["ttft_ms_p95"] and checked["tpot_ms_p95"]:
-                ttft.append(checked["ttft_ms_p95"] / option["predicted"]["ttft_ms_p95"])
-                tpot.append(checked["tpot_ms_p95"] / option["predicted"]["tpot_ms_p95"])
-                repaired.append(checked["replicas_added"] > 0)
+        for option in plan(spec, catalog=catalog).options:
+            checked, screened = option.verified, option.predicted
+            figures = (screened.ttft_ms_p95, screened.tpot_ms_p95)
+            if checked and checked.ttft_ms_p95 and checked.tpot_ms_p95 and all(figures):
+                ttft.append(checked.ttft_ms_p95 / screened.ttft_ms_p95)
+                tpot.append(checked.tpot_ms_p95 / screened.tpot_ms_p95)
+                repaired.append(checked.replicas_added > 0)
     for label, ratios in (("TTFT", ttft), ("TPOT", tpot)):
         low, mid, high = np.percentile(ratios, [10, 50, 90])
         print(f"p95 {label} simulated / screened over {len(ratios)} options: median {mid:.2f} (p10 {low:.2f}, "

@@ -157,6 +157,8 @@ class _CatalogBuilder:
 
     def _add_prices(self, rows: list[tuple[dict[str, Any], str]], name: str) -> None:
         for row, label in rows:
+            if isinstance(row.get("instance_type"), str):  # instance types are case-insensitive everywhere
+                row = {**row, "instance_type": row["instance_type"].strip().lower()}
             price = validate_record(Price, row, name, label)
             self.prices[price.key] = price
 
@@ -226,9 +228,13 @@ def read_price_file(path: Path) -> list[Price]:
 
 def write_price_csv(prices: Iterable[Price], path: Path) -> None:
     """Write price rows in the catalog's CSV format (sorted, so diffs stay readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     rows = sorted(prices, key=lambda p: p.key)
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("w", newline="", encoding="utf-8")
+    except OSError as exc:
+        raise FleetwiseError(f"cannot write prices to {path}: {exc.strerror or exc}") from None
+    with handle:
         writer = csv.writer(handle)
         writer.writerow(PRICE_COLUMNS)
         for p in rows:

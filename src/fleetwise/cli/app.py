@@ -6,6 +6,7 @@ import sys
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from fleetwise import __version__
 from fleetwise.cli import (
@@ -65,15 +66,20 @@ def run() -> None:
     try:
         app(prog_name="fleetwise")
     except FleetwiseError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(str(exc))
     except ValidationError as exc:  # an option value that a record refuses (e.g. a negative rate)
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         message = str(first["msg"]).removeprefix("Value error, ")
-        err_console.print(f"[bold red]error:[/] {where + ': ' if where else ''}{message}", highlight=False,
-                          soft_wrap=True)
-        sys.exit(2)
+        given = first.get("input")
+        got = f" (got {given!r})" if isinstance(given, str | int | float) and not isinstance(given, bool) else ""
+        _fail(f"{where + ': ' if where else ''}{message}{got}")
+
+
+def _fail(message: str) -> None:
+    """One line on stderr, exit status 2 (the user's text is printed as typed: no markup in it is read)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -68,7 +68,8 @@ def validate_command(
         for source, value in cv["by_source"].items():
             console.print(f"  {source}: {value}%")
         by_publisher = report["leave_one_publisher_out"]
-        console.print(f"[bold]leave-one-publisher-out: {by_publisher['median_abs_pct_error']}%[/] "
-                      + ", ".join(f"{k} {v}%" for k, v in by_publisher["by_publisher"].items()))
+        if by_publisher is not None:  # one publisher only: nothing to hold out
+            console.print(f"[bold]leave-one-publisher-out: {by_publisher['median_abs_pct_error']}%[/] "
+                          + ", ".join(f"{k} {v}%" for k, v in by_publisher["by_publisher"].items()))
     for row in report["excluded"]:
         console.print(f"[dim]excluded line {row['line']} ({row['metric']}): {row['reason']}[/]")

@@ -16,3 +16,7 @@ def main() -> None:
     from fleetwise.cli.app import run
 
     run()
+
+
+if __name__ == "__main__":
+    main()

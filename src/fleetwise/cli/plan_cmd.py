@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from fleetwise.cli.output import console, emit_json, err_console, fmt, table
 from fleetwise.errors import FleetwiseError
 from fleetwise.plan import PlanSpec, plan
-from fleetwise.plan.report import write_report
+from fleetwise.plan.report import check_report_path, write_report
 from fleetwise.plan.result import PlanResult, Rejected, WhatIf
 from fleetwise.plan.spec import PURCHASES, plan_spec
 
@@ -71,6 +71,8 @@ def plan_command(
     """Find the cheapest way to serve a model for a workload within p95 latency SLOs (see PLAN_HELP)."""
     if top < 1:
         raise FleetwiseError(f"--top must be at least 1, got {top}")
+    if not no_report:
+        check_report_path(report)  # before the work, not after
     spec = plan_spec(plan_file, slo=slo, catalog=[str(p) for p in catalog_files], verify=verify, model=model,
                      workload=workload, rate_per_s=rate, input_tokens=input_tokens, output_tokens=output_tokens,
                      region=region, purchase=purchase, instances=instances, engines=engines, dtypes=dtypes,

@@ -77,7 +77,8 @@ def dtype_refusal(engine: EngineProfile, chip: Chip, dtype: WeightDType) -> Refu
 
 def kv_cache_dtype_refusal(engine: EngineProfile, kv_cache_dtype: str) -> Refusal | None:
     """Refuse a KV-cache format the engine does not offer (the 16-bit default, "auto", always works)."""
-    if kv_cache_dtype == "auto" or kv_cache_dtype in engine.kv_cache_dtypes:
+    key = kv_cache_dtype.strip().lower()  # as dtypes.kv_cache_bytes reads it
+    if key == "auto" or key in engine.kv_cache_dtypes:
         return None
     return Refusal(f"no source found that {engine.name} offers a {kv_cache_dtype} KV cache", None)
 

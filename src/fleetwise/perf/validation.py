@@ -19,6 +19,7 @@ from fleetwise.perf.calibrate import (
     cross_validate,
     predict_rows,
     prepare_replay,
+    publisher,
     with_table,
 )
 from fleetwise.perf.efficiency import CalibrationTable
@@ -34,7 +35,8 @@ def validation_report(replay: Replay, calibration: CalibrationTable, excluded: l
     for family, error in zip(replay.family, errors, strict=True):
         by_family[family].append(float(error))
     cv = cross_validate(replay) if cross_validation else None
-    cv_publisher = cross_validate(replay, by="publisher") if cross_validation else None
+    publishers = {publisher(r.source) for r in replay.rows}  # holding one out needs another to fit on
+    cv_publisher = cross_validate(replay, by="publisher") if cross_validation and len(publishers) > 1 else None
     return {
         "calibration": calibration.path,
         "rows": [{"line": r.line, "source": r.source, "label": r.label, "metric": r.metric, "measured": r.value,
@@ -59,6 +61,7 @@ def calibrate_file(measurements: Path | None, output: Path, catalog: Catalog, ri
     """Fit a table to a measurement CSV (the bundled one when None), write it to `output`, and report its errors."""
     if not 0.0 <= ridge <= 100.0:
         raise FleetwiseError(f"--ridge must be between 0 and 100, got {ridge}")
+    output = output.expanduser()
     if output.is_dir():
         raise FleetwiseError(f"--output {output} is a directory; give a file name such as calibration.yaml")
     rows, excluded = read_measurements(measurements)

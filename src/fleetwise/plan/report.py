@@ -6,6 +6,7 @@ from html import escape
 from pathlib import Path
 
 from fleetwise import __version__
+from fleetwise.errors import FleetwiseError
 from fleetwise.plan.charts import PALETTE, bars, lines, scatter, stacked
 from fleetwise.plan.result import CurvePoint, OptionRow, PlanResult, Rejected, WhatIf
 
@@ -48,10 +49,23 @@ def render_report(result: PlanResult) -> str:
             + "\n".join(sections) + "\n</body></html>\n")
 
 
+def check_report_path(path: str | Path) -> Path:
+    """The report's path, refused before any planning when it cannot be a file: a folder, or a missing folder."""
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise FleetwiseError(f"--report {path} is a folder; give a file name such as {target / 'plan.html'}")
+    if not target.parent.is_dir():
+        raise FleetwiseError(f"--report {path}: the folder {target.parent} does not exist")
+    return target
+
+
 def write_report(result: PlanResult, path: str | Path) -> Path:
     """Write the report; returns the path written."""
-    target = Path(path).expanduser()
-    target.write_text(render_report(result), encoding="utf-8")
+    target = check_report_path(path)
+    try:
+        target.write_text(render_report(result), encoding="utf-8")
+    except OSError as exc:
+        raise FleetwiseError(f"cannot write the report to {target}: {exc.strerror or exc}") from None
     return target
 
 

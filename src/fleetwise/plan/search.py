@@ -16,7 +16,7 @@ from fleetwise.plan.result import Rejected
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.plan.verify import Check, Verifier
 
-EXTRA_FINALISTS = 5  # beyond spec.finalists, simulated only while they could still undercut the best verified one
+EXTRA_FINALISTS = 5  # beyond the finalists and the mix: checked only while they could undercut the best one
 KIND_CHECKS = 2  # per hardware kind, candidates simulated to find the best GPU-only / Inferentia-only one
 
 Chosen = tuple[Deployment, Check | None, int, list[Check]]  # deployment, peak check, replicas added, day checks
@@ -88,10 +88,9 @@ def search(checker: Checker, singles: list[Deployment], mix: Deployment | None,
         return (shown[0], None, 0, []) if shown else None
     best: Chosen | None = None
     for deployment in queue:
-        if len(checker.peak) >= spec.finalists + EXTRA_FINALISTS:
-            break
+        extra = sum(1 for name in checker.peak if name not in must)  # checks beyond the finalists and the mix
         cheaper = best is None or deployment.monthly_usd < best[0].monthly_usd
-        if not cheaper and deployment.name not in must:
+        if deployment.name not in must and (not cheaper or extra >= EXTRA_FINALISTS):
             continue
         grown, check, _ = checker.at_peak(deployment)
         report("verify", min(0.4 + 0.08 * len(checker.peak), 0.9))

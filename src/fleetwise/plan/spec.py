@@ -137,10 +137,17 @@ def load_plan_file(path: str | Path) -> PlanSpec:
     if not isinstance(doc, dict):
         raise DataFileError(name, "expected a mapping of plan fields (model, workload, slo, purchase, ...)")
     base = Path(name).expanduser().parent
-    for key in ("workload", "calibration"):  # relative files are relative to the plan file
-        value = doc.get(key)
+
+    def beside_the_plan(value: object) -> object:  # relative files are relative to the plan file
         if isinstance(value, str) and not Path(value).is_absolute() and (base / value).exists():
-            doc[key] = str(base / value)
+            return str(base / value)
+        return value
+
+    for key in ("workload", "calibration"):
+        if key in doc:
+            doc[key] = beside_the_plan(doc[key])
+    if isinstance(doc.get("catalog"), list):
+        doc["catalog"] = [beside_the_plan(value) for value in doc["catalog"]]
     return validate_record(PlanSpec, doc, name, "plan")
 
 

@@ -71,6 +71,9 @@ def _batch_limit(request: PredictRequest, shape: DeploymentShape) -> int:
     """The sequence cap the replica runs with: --max-batch, else the batch, the user count (compiled), the
     compiled batch sized for the rate, or the engine's cap within what the KV cache holds."""
     fit, hardware, context = shape.fit, shape.hardware, request.input_tokens + request.output_tokens
+    if request.max_seqs is not None and request.max_seqs > fit.max_sequences:
+        raise FleetwiseError(f"--max-batch {request.max_seqs} does not fit the KV cache: room for "
+                             f"{fit.max_sequences} sequences of {context} tokens")
     if request.mode == "batch":
         if request.load > fit.max_sequences:
             raise FleetwiseError(f"batch {request.load:g} does not fit the KV cache: {hardware.name} TP={shape.tp} "
@@ -79,9 +82,6 @@ def _batch_limit(request: PredictRequest, shape: DeploymentShape) -> int:
             raise FleetwiseError(f"--max-batch {request.max_seqs} is smaller than --batch {request.load:g}")
         return request.max_seqs or int(request.load)
     if request.max_seqs is not None:
-        if request.max_seqs > fit.max_sequences:
-            raise FleetwiseError(f"--max-batch {request.max_seqs} does not fit the KV cache: room for "
-                                 f"{fit.max_sequences} sequences of {context} tokens")
         return request.max_seqs
     if shape.compiled:
         return min(int(request.load), fit.max_sequences) if request.mode == "concurrency" else shape.max_seqs

@@ -23,9 +23,11 @@ def simulate(fleet: FleetSpec, requests: Requests, catalog: Catalog, calibration
     """Replay `requests` through `fleet` and report what users would see and what it cost."""
     if not (math.isfinite(interval_s) and interval_s > 0):
         raise FleetwiseError(f"--interval must be a positive number of seconds, got {interval_s}")
-    for flag, value in (("--slo-ttft-ms", slo.ttft_ms), ("--slo-tpot-ms", slo.tpot_ms)):
+    targets = (("--slo-ttft-ms", slo.ttft_ms, "milliseconds"), ("--slo-tpot-ms", slo.tpot_ms, "milliseconds"),
+               ("the E2E SLO", slo.e2e_s, "seconds"))
+    for flag, value, unit in targets:
         if value is not None and not (math.isfinite(value) and value > 0):
-            raise FleetwiseError(f"{flag} must be a positive number of milliseconds, got {value}")
+            raise FleetwiseError(f"{flag} must be a positive number of {unit}, got {value}")
     return summarize(run_fleet(fleet, requests, catalog, calibration), requests, slo, interval_s)
 
 
@@ -58,9 +60,10 @@ def parse_pool(text: str, model: ModelArchitecture, kv_cache_dtype: str = "auto"
     replicas = int(number.get("replicas", 1))
     scale = None
     if {"autoscale_min", "autoscale_max", "target_inflight"} & number.keys():
-        scale = Autoscale(min_replicas=int(number.get("autoscale_min", 1)),
-                          max_replicas=max(int(number.get("autoscale_max", 8)), replicas),
-                          target_inflight=number.get("target_inflight", 32.0))
+        default = Autoscale()
+        ceiling = int(number["autoscale_max"]) if "autoscale_max" in number else max(default.max_replicas, replicas)
+        scale = Autoscale(min_replicas=int(number.get("autoscale_min", default.min_replicas)), max_replicas=ceiling,
+                          target_inflight=number.get("target_inflight", default.target_inflight))
     purchase = cast(Purchase, words.get("purchase", "on-demand"))
     rate = number.get("spot_rate", 0.0)
     return PoolSpec(model=model, hardware=hardware, tp=int(number.get("tp", 1)), dtype=words.get("dtype", "bf16"),
