@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 
@@ -38,8 +39,8 @@ def rendezvous_weight(prefix: int, replica: int) -> int:
 class Router(ABC):
     """Base of every router: the pools it routes over and the request stream."""
 
-    name = ""
-    needs_ttft_slo = False
+    name: ClassVar[str] = ""
+    needs_ttft_slo: ClassVar[bool] = False
 
     def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
         self.pools = pools
@@ -69,7 +70,7 @@ def least_busy(slots: Sequence[Slot], now: float) -> Slot:
 class RoundRobin(Router):
     """Every ready replica in turn."""
 
-    name = "round-robin"
+    name: ClassVar[str] = "round-robin"
 
     def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
         super().__init__(pools, requests, slo_ttft_ms)
@@ -87,7 +88,7 @@ class RoundRobin(Router):
 class LeastOutstanding(Router):
     """The ready replica with the fewest requests queued or running."""
 
-    name = "least-outstanding"
+    name: ClassVar[str] = "least-outstanding"
 
     def choose(self, request: int, now: float) -> Slot | None:
         """The least busy ready replica."""
@@ -98,7 +99,7 @@ class LeastOutstanding(Router):
 class PrefixAffinity(Router):
     """Requests sharing a prefix stick to one replica (rendezvous hashing) unless it is a full batch busier."""
 
-    name = "prefix-affinity"
+    name: ClassVar[str] = "prefix-affinity"
 
     def choose(self, request: int, now: float) -> Slot | None:
         """The prefix's replica, or the least busy one."""
@@ -106,7 +107,7 @@ class PrefixAffinity(Router):
         if not ready:
             return None
         least = least_busy(ready, now)
-        prefix = int(self.req.prefix_id[request])
+        prefix = self.req.columns.prefix_id[request]
         if prefix >= 0:
             preferred = max(ready, key=lambda s: rendezvous_weight(prefix, s.sim.index))
             # stick to the prefix's replica unless it holds more than a full batch beyond the least busy one
@@ -118,8 +119,8 @@ class PrefixAffinity(Router):
 class CostAware(Router):
     """Fill the cheapest pool while it would start the request within the TTFT SLO; spill to the next."""
 
-    name = "cost-aware"
-    needs_ttft_slo = True
+    name: ClassVar[str] = "cost-aware"
+    needs_ttft_slo: ClassVar[bool] = True
 
     def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
         super().__init__(pools, requests, slo_ttft_ms)
@@ -141,7 +142,7 @@ class CostAware(Router):
 
     def _expected_ttft(self, pool: Pool, slot: Slot, request: int) -> float:
         """Own prefill, plus the prefills queued ahead when every sequence slot is taken."""
-        prompt = float(self.req.prompt_tokens[request])
+        prompt = float(self.req.columns.prompt_tokens[request])
         own = pool.cost.step_s(0.0, 0.0, prompt, pool.cost.causal_attended(0.0, prompt), 1.0)
         ahead = max(slot.sim.outstanding - slot.sim.settings.max_seqs + 1, 0)
         return own * (1 + ahead)

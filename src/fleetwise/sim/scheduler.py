@@ -43,7 +43,7 @@ class Scheduler:
                  policy: BatchPolicy) -> None:
         self.index = index
         self.settings = settings
-        self.req = requests
+        self.req = requests.columns
         self.log = log
         self.policy = policy
         self.blocks = BlockManager(settings.kv_blocks, settings.block_tokens)
@@ -61,11 +61,11 @@ class Scheduler:
     def enqueue(self, request: int) -> None:
         """Queue a request; one whose prompt and output can never fit the whole KV cache is dropped."""
         self.log.replica[request] = self.index
-        total = int(self.req.prompt_tokens[request] + self.req.output_tokens[request])
+        total = self.req.prompt_tokens[request] + self.req.output_tokens[request]
         if self.blocks.blocks(total) > self.settings.kv_blocks:
             self.log.dropped[request] = "prompt + output exceed the replica's whole KV cache"
             return
-        self.target[request] = int(self.req.prompt_tokens[request])
+        self.target[request] = self.req.prompt_tokens[request]
         self.waiting.append(request)
 
     def can_schedule(self) -> bool:
@@ -113,7 +113,7 @@ class Scheduler:
     def _admit(self, request: int, now: float) -> int | None:
         """Where an admitted request's prefill starts (after a cached prefix), or None if no block is free."""
         start = 0
-        prefix = int(self.req.prefix_id[request])
+        prefix = self.req.prefix_id[request]
         hit = self.settings.prefix_caching and prefix >= 0 and prefix in self.blocks.cache
         if hit:
             start = self.blocks.hit(request, prefix, self.target[request])
@@ -125,7 +125,7 @@ class Scheduler:
             self.blocks.cache.move_to_end(prefix)
             self.blocks.shared[request] = start // self.settings.block_tokens
             # once per request: a re-admission after preemption or a requeue is not a new hit
-            served = min(start, int(self.req.prefix_tokens[request]))
+            served = min(start, self.req.prefix_tokens[request])
             self.log.prefix_hit_tokens[request] = max(int(self.log.prefix_hit_tokens[request]), served)
         return start
 
@@ -158,13 +158,13 @@ class Scheduler:
         del self.prefilling[request]
         if math.isnan(self.log.first_token_s[request]):
             self.log.first_token_s[request] = now
-        prefix = int(self.req.prefix_id[request])
+        prefix = self.req.prefix_id[request]
         target = self.target[request]
         if prefix >= 0 and self.settings.prefix_caching and prefix not in self.blocks.cache:
             # only whole blocks are shared; they pass from this request to the cache
-            self.blocks.cache_prefix(request, prefix, min(int(self.req.prefix_tokens[request]), target), now)
-        generated = target - int(self.req.prompt_tokens[request])
-        remaining = int(self.req.output_tokens[request]) - 1 - generated
+            self.blocks.cache_prefix(request, prefix, min(self.req.prefix_tokens[request], target), now)
+        generated = target - self.req.prompt_tokens[request]
+        remaining = self.req.output_tokens[request] - 1 - generated
         if remaining <= 0:
             self.retire(request, target, now)
             return True
@@ -217,7 +217,7 @@ class Scheduler:
 
     def retire(self, request: int, stored_tokens: int, now: float) -> None:
         """A finished request gives back its blocks; in a conversation, its context stays cached for the next turn."""
-        session = int(self.req.sessions[request])
+        session = self.req.session_id[request]
         if session >= 0 and self.settings.prefix_caching:
             self.blocks.cache_conversation(request, session, stored_tokens, now)
         self.blocks.release(request, stored_tokens)
@@ -237,7 +237,7 @@ class Scheduler:
         """Give up every request held here (the replica is going away): they restart elsewhere, from scratch."""
         held = [*self.waiting, *self.prefilling, *self.batch.offsets]
         for request in held:
-            self.target[request] = int(self.req.prompt_tokens[request])
+            self.target[request] = self.req.prompt_tokens[request]
             self.blocks.unpin(request)
         self.waiting.clear()
         self.prefilling.clear()
