@@ -53,7 +53,7 @@ def test_simulator_steps_agree_with_the_vectorised_model(catalog: Catalog, model
         vector = float(decode_step(arrays, batch, context).total_s[0, 0])
         assert scalar == pytest.approx(vector, rel=1e-3), (batch, context)
         step = decode_step(arrays, batch, context)
-        assert cost.decode_compute_bound(batch, batch * attended) == bool(step.compute_s[0, 0] > step.memory_s[0, 0])
+        assert cost.decode_s(batch, batch * attended)[1] == bool(step.compute_s[0, 0] > step.memory_s[0, 0])
 
 
 def test_batch_one_decode_is_weights_over_bandwidth(catalog: Catalog) -> None:

@@ -7,25 +7,12 @@ import pytest
 
 from fleetwise.catalog import Catalog
 from fleetwise.errors import FleetwiseError
-from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
-from fleetwise.sim import Autoscale, FleetRun, FleetSpec, PoolSpec, Slo, Spot, run_fleet, run_pool, summarize
+from fleetwise.sim import Autoscale, FleetRun, FleetSpec, Slo, Spot, run_fleet, run_pool, summarize
 from fleetwise.sim.pool import SPOT_NOTICE_S
 from fleetwise.workload import Arrivals, Lengths, Requests, Workload, generate
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-
-
-def _spec(**overrides: object) -> PoolSpec:
-    values: dict[str, object] = dict(model=load_model(MODEL), hardware="p5.48xlarge", tp=1, dtype="bf16",
-                                     engine=None, replicas=1)
-    values.update(overrides)
-    return PoolSpec(**values)  # type: ignore[arg-type]
-
-
-def _workload(rate: float, duration: float, prompt: int = 512, output: int = 64) -> Requests:
-    return generate(Workload(duration_s=duration, arrivals=Arrivals(rate_per_s=rate),
-                             prompt_tokens=Lengths(mean=prompt), output_tokens=Lengths(mean=output), seed=3))
+from tests.sim.builders import poisson as _workload
+from tests.sim.builders import pool_spec as _spec
 
 
 def _phases(*phases: tuple[float, float]) -> Requests:

@@ -9,24 +9,13 @@ from fleetwise.catalog import Catalog
 from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.predict import PredictRequest, predict
-from fleetwise.sim import PoolSpec, Slo, run_pool, summarize
+from fleetwise.sim import Slo, run_pool, summarize
 from fleetwise.sim.metrics import PERCENTILES, _itl_percentiles, _medians_by_bin, request_latencies
 from fleetwise.sim.request_log import RequestLog
 from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, Workload, generate
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-
-
-def _spec(**overrides: object) -> PoolSpec:
-    values: dict[str, object] = dict(model=load_model(MODEL), hardware="p5.48xlarge", tp=1, dtype="bf16",
-                                     engine=None, replicas=1)
-    values.update(overrides)
-    return PoolSpec(**values)  # type: ignore[arg-type]
-
-
-def _workload(rate: float, duration: float, prompt: int = 512, output: int = 64) -> Requests:
-    return generate(Workload(duration_s=duration, arrivals=Arrivals(rate_per_s=rate),
-                             prompt_tokens=Lengths(mean=prompt), output_tokens=Lengths(mean=output), seed=3))
+from tests.sim.builders import MODEL
+from tests.sim.builders import poisson as _workload
+from tests.sim.builders import pool_spec as _spec
 
 
 def test_low_load_agrees_with_predict(catalog: Catalog, calibration: CalibrationTable) -> None:

@@ -10,22 +10,13 @@ import pytest
 from fleetwise.catalog import Catalog
 from fleetwise.dtypes import kv_cache_bytes
 from fleetwise.errors import FleetwiseError
-from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.sim import Autoscale, PoolSpec, Spot
 from fleetwise.sim.pool import MAX_REPLICAS, Pool, pool_price, replica_settings, resolve_pool_shape
 from fleetwise.sim.request_log import RequestLog
 from fleetwise.units import GIB
 from fleetwise.workload import Requests
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-
-
-def _spec(**overrides: object) -> PoolSpec:
-    values: dict[str, object] = dict(model=load_model(MODEL), hardware="p5.48xlarge", tp=1, dtype="bf16",
-                                     engine=None, replicas=1)
-    values.update(overrides)
-    return PoolSpec(**values)  # type: ignore[arg-type]
+from tests.sim.builders import pool_spec as _spec
 
 
 @pytest.mark.parametrize(

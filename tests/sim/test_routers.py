@@ -9,27 +9,12 @@ import pytest
 
 from fleetwise.catalog import Catalog
 from fleetwise.errors import FleetwiseError
-from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
-from fleetwise.sim import ROUTERS, FleetSpec, PoolSpec, run_fleet, run_pool, summarize
+from fleetwise.sim import ROUTERS, FleetSpec, run_fleet, run_pool, summarize
 from fleetwise.sim.routers import CostAware, PrefixAffinity, rendezvous_weight
-from fleetwise.workload import Arrivals, Lengths, Requests, SharedPrefixes, Workload, generate
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-
-
-def _spec(**overrides: object) -> PoolSpec:
-    values: dict[str, object] = dict(model=load_model(MODEL), hardware="p5.48xlarge", tp=1, dtype="bf16",
-                                     engine=None, replicas=1)
-    values.update(overrides)
-    return PoolSpec(**values)  # type: ignore[arg-type]
-
-
-def _workload(rate: float, duration: float, prompt: int = 512, output: int = 64,
-              prefixes: SharedPrefixes | None = None, seed: int = 3) -> Requests:
-    return generate(Workload(duration_s=duration, arrivals=Arrivals(rate_per_s=rate),
-                             prompt_tokens=Lengths(mean=prompt), output_tokens=Lengths(mean=output),
-                             shared_prefixes=prefixes, seed=seed))
+from fleetwise.workload import Requests, SharedPrefixes
+from tests.sim.builders import poisson as _workload
+from tests.sim.builders import pool_spec as _spec
 
 
 def _burst(n: int, prompt: int = 512, output: int = 500) -> Requests:

@@ -9,25 +9,16 @@ import numpy as np
 import pytest
 
 from fleetwise.catalog import Catalog
-from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.perf.step_time import StepCost
-from fleetwise.sim import PoolSpec, run_pool, summarize
+from fleetwise.sim import run_pool, summarize
 from fleetwise.sim.batching import ContinuousBatching
 from fleetwise.sim.pool import replica_settings, resolve_pool_shape
 from fleetwise.sim.replica import ReplicaSim
 from fleetwise.sim.request_log import RequestLog
 from fleetwise.sim.scheduler import ReplicaSettings, Scheduler
 from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, SharedPrefixes, Workload, generate
-
-MODEL = "meta-llama/Llama-3.1-8B-Instruct"
-
-
-def _spec(**overrides: object) -> PoolSpec:
-    values: dict[str, object] = dict(model=load_model(MODEL), hardware="p5.48xlarge", tp=1, dtype="bf16",
-                                     engine=None, replicas=1)
-    values.update(overrides)
-    return PoolSpec(**values)  # type: ignore[arg-type]
+from tests.sim.builders import pool_spec as _spec
 
 
 def _gpu(catalog: Catalog, calibration: CalibrationTable) -> tuple[StepCost, ReplicaSettings]:

@@ -229,11 +229,6 @@ class StepCost:
         return float(total_s(step_parts(self.constants, decode_seqs, decode_attended, prefill_tokens,
                                         prefill_attended, prefill_last)))
 
-    def decode_compute_bound(self, seqs: float, attended: float) -> bool:
-        """True when a decode step of `seqs` sequences is bound by compute rather than memory."""
-        compute, memory, _, _ = step_parts(self.constants, seqs, attended, 0.0, 0.0, 0.0)
-        return bool(compute > memory)
-
     def decode_s(self, seqs: float, attended: float) -> tuple[float, bool]:
         """A decode step of `seqs` sequences attending to `attended` tokens: (seconds, compute-bound)."""
         parts = step_parts(self.constants, seqs, attended, 0.0, 0.0, 0.0)
