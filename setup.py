@@ -1,27 +1,37 @@
 """Build hook: compile the simulator's hot modules with mypyc for a regular install (pure Python otherwise).
 
-`pip install .` (a wheel) compiles `COMPILED` into C extensions, which run the same code about twice as fast;
-without a C compiler the extensions are skipped and the pure-Python modules run. Editable installs
-(`pip install -e .`, for development) are never compiled, so an edited module takes effect at once.
-Set FLEETWISE_PURE_PYTHON=1 to build a pure-Python wheel.
+`pip install .` (a wheel) compiles `fleetwise.native.HOT_MODULES` into C extensions, which run the same code
+about twice as fast. Without a C compiler, or if any part of that build fails, no extension is kept (all or
+nothing) and the pure-Python modules run. Editable installs (`pip install -e .`, for development) are never
+compiled, so an edited module takes effect at once. Set FLEETWISE_PURE_PYTHON=1 to build a pure-Python wheel.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 
-COMPILED = [  # the same modules as fleetwise.native.HOT_MODULES
-    "src/fleetwise/perf/step_time.py",
-    "src/fleetwise/sim/batching.py",
-    "src/fleetwise/sim/block_manager.py",
-    "src/fleetwise/sim/decode_batch.py",
-    "src/fleetwise/sim/replica.py",
-    "src/fleetwise/sim/scheduler.py",
-]
+sys.path.insert(0, str(Path(__file__).parent / "src"))
+from fleetwise.native import HOT_MODULES  # noqa: E402  (a module of the standard library only)
+
 BUILDS = {"bdist_wheel", "build", "build_ext", "install"}  # commands that produce importable modules
+
+
+class AllOrNothing(build_ext):
+    """Build every compiled module, or none: a failure removes what was built and leaves pure Python."""
+
+    def run(self) -> None:
+        try:
+            super().run()
+        except Exception as exc:  # no compiler, missing headers, a mypyc error: the pure modules still work
+            print(f"fleetwise: compiling the simulator failed ({exc}); installing pure Python", file=sys.stderr)
+            for extension in self.extensions:
+                Path(self.get_ext_fullpath(extension.name)).unlink(missing_ok=True)
+            self.extensions = []
 
 
 def _extensions() -> list[object]:
@@ -31,10 +41,7 @@ def _extensions() -> list[object]:
         from mypyc.build import mypycify
     except ImportError:
         return []
-    extensions = mypycify(COMPILED, opt_level="3")
-    for extension in extensions:
-        extension.optional = True  # no C compiler: the pure-Python modules run instead
-    return list(extensions)
+    return list(mypycify([f"src/fleetwise/{name}.py" for name in HOT_MODULES], opt_level="3"))
 
 
-setup(ext_modules=_extensions())
+setup(ext_modules=_extensions(), cmdclass={"build_ext": AllOrNothing})

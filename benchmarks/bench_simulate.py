@@ -1,7 +1,8 @@
 """Benchmark: simulated requests per second, whole process and in the loop.
 
-Run: python benchmarks/bench_simulate.py [--requests N]. Replays the bundled chat-diurnal workload (lognormal
-lengths, shared system prompts, a day curve) through Llama-3.1-8B on four p5.48xlarge GPU replicas:
+Run: python benchmarks/bench_simulate.py [--duration S] (seconds of chat-diurnal; 50,500 give 199,289 requests).
+Replays the bundled chat-diurnal workload (lognormal lengths, shared system prompts, a day curve) through
+Llama-3.1-8B on four p5.48xlarge GPU replicas:
 - whole process: `fleetwise simulate ... --json` in a subprocess with the default router (imports, workload
   generation, simulation, report and JSON included), CPU seconds from the child's rusage;
 - in the loop: run_pool alone with each router, best of 3.

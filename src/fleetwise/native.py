@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 from pathlib import Path
 
-# Compiled by setup.py for a regular install (the list there names the same files).
+# setup.py compiles these (and only these) for a regular install.
 HOT_MODULES = ("perf/step_time", "sim/batching", "sim/block_manager", "sim/decode_batch", "sim/replica",
                "sim/scheduler")
 
@@ -19,7 +19,7 @@ def compiled_modules() -> list[str]:
 
 
 def build_kind() -> str:
-    """'compiled' when every hot module is, 'pure Python' when none is, else which ones are."""
+    """How the simulator runs, in words: compiled (every hot module), pure Python (none), or which ones are."""
     compiled = compiled_modules()
     if len(compiled) == len(HOT_MODULES):
         return "simulator compiled with mypyc"

@@ -13,7 +13,7 @@ from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.sim import FleetSpec, Slo
 from fleetwise.sim.fleet import DEFAULT_ROUTER
-from fleetwise.sim.simulate import parse_pool, simulate
+from fleetwise.sim.simulation import parse_pool, simulate
 from fleetwise.workload.source import RequestSource
 
 if TYPE_CHECKING:

@@ -90,6 +90,17 @@ def test_neuron_replica_settings_give_each_sequence_one_block_of_the_longest_ser
     assert not replica_settings(shape).prefix_caching
 
 
+def test_a_compiled_batch_never_exceeds_the_kv_slots_of_the_longest_sequence(
+        catalog: Catalog, calibration: CalibrationTable) -> None:
+    spec = _spec(hardware="inf2.xlarge", tp=2, max_seqs=256)
+    shape = resolve_pool_shape(spec, catalog, calibration, 1024)  # sized at a short context: room for many
+    long = replica_settings(shape, 8192)
+    assert shape.max_seqs == 256 and long.kv_blocks < 256
+    assert long.max_seqs == long.kv_blocks  # one compiled slot per sequence the KV cache holds at 8,192 tokens
+    gpu = resolve_pool_shape(_spec(max_seqs=256), catalog, calibration, 1024)
+    assert replica_settings(gpu, 8192).max_seqs == 256  # paged KV: the engine cap stands, blocks are shared
+
+
 def _pool(catalog: Catalog, calibration: CalibrationTable, spec: PoolSpec) -> Pool:
     shape = resolve_pool_shape(spec, catalog, calibration, 1024)
     return Pool(0, spec, shape, shape.step_cost(), replica_settings(shape),

@@ -28,8 +28,10 @@ def predict_command(
                                                                "request when the last one finishes."),
     rate: float = typer.Option(None, "--rate", help="Poisson arrivals, requests per second."),
     max_batch: int = typer.Option(None, "--max-batch", help="The engine's batch limit (vLLM max_num_seqs; the "
-                                                             "compiled batch on Neuron). Default: what the KV cache "
-                                                             "holds (Neuron --concurrency: the user count)."),
+                                                             "compiled batch on Neuron). Default: the engine's "
+                                                             "(engines.yaml) within what the KV cache holds; on "
+                                                             "Neuron the user count, or under --rate the smallest "
+                                                             "power of two that keeps up."),
     kv_dtype: str = typer.Option("auto", "--kv-dtype", help="KV-cache format: auto (16-bit) or fp8 (where the "
                                                             "engine offers it)."),
     input_tokens: int = typer.Option(..., "--input-tokens", "-i", help="Prompt tokens per request."),

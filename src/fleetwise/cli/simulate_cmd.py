@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 import typer
 
@@ -12,11 +11,10 @@ from fleetwise.cli.output import console, emit_json, fmt
 from fleetwise.errors import FleetwiseError
 from fleetwise.models import load_model
 from fleetwise.perf.efficiency import load_calibration
-from fleetwise.sim import ROUTERS, Autoscale, FleetSpec, PoolSpec, Slo, Spot
+from fleetwise.sim import ROUTERS, Autoscale, FleetSpec, Slo
 from fleetwise.sim.fleet import DEFAULT_ROUTER
-from fleetwise.sim.pool import Purchase
 from fleetwise.sim.result import SimulationResult
-from fleetwise.sim.simulate import DEFAULT_INTERVAL_S, POOL_KEYS, parse_pool, simulate
+from fleetwise.sim.simulation import DEFAULT_INTERVAL_S, POOL_KEYS, parse_pool, pool_from_options, simulate
 from fleetwise.workload.source import FLAT_DURATION_S, RequestSource
 
 _SCALE = Autoscale()
@@ -41,9 +39,11 @@ def simulate_command(
     compile_s: float = typer.Option(0.0, "--compile-s", help="Ahead-of-time compile per launch (Neuron), seconds."),
     compiled_cache: bool = typer.Option(False, "--compiled-cache", help="Launches load a cached compiled artifact."),
     autoscale: bool = typer.Option(False, "--autoscale", help="Scale to --target-inflight requests per replica."),
-    min_replicas: int = typer.Option(_SCALE.min_replicas, "--min-replicas", help="Autoscaler floor."),
-    max_replicas: int = typer.Option(_SCALE.max_replicas, "--max-replicas", help="Autoscaler ceiling."),
-    target_inflight: float = typer.Option(_SCALE.target_inflight, "--target-inflight", help="Autoscaler target."),
+    min_replicas: int = typer.Option(None, "--min-replicas", help=f"Autoscaler floor ({_SCALE.min_replicas})."),
+    max_replicas: int = typer.Option(None, "--max-replicas", help=f"Autoscaler ceiling ({_SCALE.max_replicas}, or "
+                                                                 "the starting replicas if more)."),
+    target_inflight: float = typer.Option(None, "--target-inflight", help=f"Autoscaler target "
+                                                                         f"({_SCALE.target_inflight:g})."),
     max_seqs: int = typer.Option(None, "--max-seqs", help="Sequence slots (vLLM max_num_seqs; compiled batch)."),
     workload: str = typer.Option(None, "--workload", "-w", help="Bundled workload or a YAML/JSON workload file."),
     trace: Path = typer.Option(None, "--trace", help="A request trace CSV (fleetwise, Azure, BurstGPT, Vidur)."),
@@ -69,12 +69,11 @@ def simulate_command(
         raise FleetwiseError("give --hardware (one pool) or --pool (one or more), not both")
     if not pool and hardware is None:
         raise FleetwiseError("give --hardware (one pool) or --pool (one or more)")
-    pools = tuple(parse_pool(text, arch, kv_dtype, region) for text in pool) or (PoolSpec(
-        model=arch, hardware=hardware, tp=tp, dtype=dtype, engine=engine, replicas=replicas, max_seqs=max_seqs,
-        kv_cache_dtype=kv_dtype, region=region, purchase=cast(Purchase, purchase), startup_s=startup_s,
-        compile_s=compile_s, compiled_cache=compiled_cache,
-        autoscale=Autoscale(min_replicas, max(max_replicas, replicas), target_inflight) if autoscale else None,
-        spot=Spot(spot_rate) if spot_rate else None),)
+    pools = tuple(parse_pool(text, arch, kv_dtype, region) for text in pool) or (pool_from_options(
+        arch, hardware, tp=tp, dtype=dtype, engine=engine, replicas=replicas, max_seqs=max_seqs,
+        kv_cache_dtype=kv_dtype, region=region, purchase=purchase, spot_rate=spot_rate, startup_s=startup_s,
+        compile_s=compile_s, compiled_cache=compiled_cache, autoscale=autoscale, autoscale_min=min_replicas,
+        autoscale_max=max_replicas, target_inflight=target_inflight),)
     fleet = FleetSpec(pools=pools, router=router, slo_ttft_ms=slo_ttft_ms, seed=seed or 0)
     result = simulate(fleet, source.requests(), load_catalog(catalog_files), load_calibration(calibration),
                       Slo(ttft_ms=slo_ttft_ms, tpot_ms=slo_tpot_ms), interval)

@@ -172,10 +172,11 @@ def load_point(r: ReplicaArrays, active: Array | float, input_tokens: Array | fl
 
 def smallest_compiled_batch(arrays: ReplicaArrays, rate: float, input_tokens: float, output_tokens: float,
                             max_sequences: int) -> int:
-    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with `rate`."""
+    """The smallest power-of-two compiled batch (up to what the KV cache holds) that keeps up with `rate`; when none
+    does, the largest power of two the KV cache holds."""
     batch = 1
-    while batch < max_sequences:
+    while batch * 2 <= max_sequences:
         if not poisson(arrays, rate, input_tokens, output_tokens, batch).saturated[0]:
             return batch
         batch *= 2
-    return max_sequences
+    return batch

@@ -7,7 +7,8 @@ tensor-parallel all-reduces over the link, plus a fixed per-step overhead.
 Every formula here takes `StepConstants` whose fields are either floats (one configuration: what the simulator
 asks, step by step, through `StepCost`) or numpy columns of shape (N, 1) that broadcast against per-configuration
 batch arrays (thousands of configurations at once: `prefill_step`, `decode_step`). Both paths run the same
-expressions; only the elementwise max/min/where/ceil helpers dispatch on the argument type.
+expressions; only the elementwise max/min helpers dispatch on the argument type, and `bucketed` writes its one
+expression with numpy for arrays and with `math` for a float.
 """
 
 from __future__ import annotations

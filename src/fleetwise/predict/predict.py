@@ -85,7 +85,7 @@ def _batch_limit(request: PredictRequest, shape: DeploymentShape) -> int:
         return request.max_seqs
     if shape.compiled:
         return min(int(request.load), fit.max_sequences) if request.mode == "concurrency" else shape.max_seqs
-    return min(fit.max_sequences, shape.max_seqs)  # as `simulate` caps it
+    return min(fit.max_sequences, shape.max_seqs)  # the engine's cap, within what the KV cache holds
 
 
 def _simulated(request: PredictRequest, shape: DeploymentShape, analytic: ScenarioResult) -> ScenarioResult:

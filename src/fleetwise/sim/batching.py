@@ -1,7 +1,8 @@
 """How an engine batches: continuous batching with chunked prefill (GPU engines), or compiled shapes (Neuron).
 
 The scheduler and the replica ask the policy what a decode step computes and what a prompt chunk costs; the
-engine profile's `compiled_shapes` fact picks the policy, so no other code branches on the engine.
+engine profile's `compiled_shapes` fact picks the policy, so no other code branches on compiled shapes (chunked
+prefill, another profile fact, decides in the scheduler how far a prompt gets per step).
 """
 
 from __future__ import annotations
@@ -30,13 +31,17 @@ class ContinuousBatching:
         attended = self.cost.attended
         return float(len(batch.offsets)), sum(attended(o + g) for o in batch.offsets.values())
 
-    def prompt_tokens(self, start: int, end: int) -> float:
+    def prompt_tokens(self, start: float, end: float) -> float:
         """Tokens a prompt chunk computes."""
         return end - start
 
-    def prompt_attended(self, start: int, end: int) -> float:
+    def prompt_attended(self, start: float, end: float) -> float:
         """Attended tokens of a prompt chunk, over its tokens and all layers."""
         return self.cost.causal_attended(start, end)
+
+    def full_batch_decode(self, seqs: float, context: float) -> tuple[float, float]:
+        """(sequences, attended tokens) of a decode step of `seqs` sequences that each hold `context` tokens."""
+        return seqs, seqs * self.cost.attended(context)
 
     def segment_cap(self, batch: DecodeBatch, steps: int) -> int:
         """Decode steps that can be priced as one segment (no cap: contexts are not bucketed)."""
@@ -61,13 +66,17 @@ class CompiledBatch:
         """(compiled batch, attended tokens over it and all layers) `ahead` steps from now."""
         return self.slots, self.slots * self.cost.attended(self.cost.bucket(batch.longest() + ahead))
 
-    def prompt_tokens(self, start: int, end: int) -> float:
+    def prompt_tokens(self, start: float, end: float) -> float:
         """Tokens a prompt computes: up to its bucket."""
         return self.cost.bucket(end) - start
 
-    def prompt_attended(self, start: int, end: int) -> float:
+    def prompt_attended(self, start: float, end: float) -> float:
         """Attended tokens of a prompt, up to its bucket."""
         return self.cost.causal_attended(start, self.cost.bucket(end))
+
+    def full_batch_decode(self, seqs: float, context: float) -> tuple[float, float]:
+        """(compiled batch, attended tokens) of a decode step whatever `seqs`: every slot, in the context's bucket."""
+        return self.slots, self.slots * self.cost.attended(self.cost.bucket(context))
 
     def segment_cap(self, batch: DecodeBatch, steps: int) -> int:
         """Decode steps before the longest context crosses into the next bucket."""

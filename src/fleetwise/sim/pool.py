@@ -132,13 +132,15 @@ def replica_settings(shape: DeploymentShape, longest_tokens: int | None = None) 
     An engine without paged KV (Neuron) gives every compiled slot the whole of the longest sequence it serves
     (`longest_tokens`, else the context the shape was sized for): one block per sequence.
     """
-    per_token = shape.model.kv_cache_bytes_per_token(kv_cache_bytes(shape.kv_cache_dtype))
-    block_tokens = shape.engine.kv_block_tokens.value or longest_tokens or shape.fit.context_tokens
-    kv_blocks = int(shape.fit.kv_cache_gib * GIB / per_token) // block_tokens  # full-context tokens the KV holds
     engine = shape.engine
-    return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=shape.max_seqs,
-                           max_batched_tokens=max(engine.batched_token_limit or FALLBACK_BATCHED_TOKENS,
-                                                  shape.max_seqs),
+    per_token = shape.model.kv_cache_bytes_per_token(kv_cache_bytes(shape.kv_cache_dtype))
+    paged = engine.kv_block_tokens.value is not None
+    block_tokens = engine.kv_block_tokens.value or longest_tokens or shape.fit.context_tokens
+    kv_blocks = int(shape.fit.kv_cache_gib * GIB / per_token) // block_tokens  # full-context tokens the KV holds
+    # without paging a compiled batch has a KV slot per sequence: no more sequences than slots
+    max_seqs = shape.max_seqs if paged else max(min(shape.max_seqs, kv_blocks), 1)
+    return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=max_seqs,
+                           max_batched_tokens=max(engine.batched_token_limit or FALLBACK_BATCHED_TOKENS, max_seqs),
                            prefix_caching=bool(engine.prefix_caching.value))
 
 

@@ -186,7 +186,7 @@ class ReplicaSim:
             k = (k - 1) // 2 + 1  # keep the half before the bend; the rest is priced next time
             last = middle
         slope = (last - first) / (k - 1) if k > 1 else 0.0
-        self._stretch = Stretch(k, first, slope, self.clock + k * first + slope * k * (k - 1) / 2.0)
+        self._stretch = Stretch(k, first, slope, self.clock + (k * first + slope * k * (k - 1) / 2.0))  # as ticked
         return self._stretch
 
     def _record_gaps(self, first: float, slope: float, k: int, sequences: float) -> None:

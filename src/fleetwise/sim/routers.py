@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from fleetwise.sim.batching import batch_policy
 from fleetwise.sim.pool import Pool, Slot
 from fleetwise.workload.requests import Requests
 
@@ -141,20 +142,27 @@ class CostAware(Router):
         return fallback
 
     def _expected_ttft(self, pool: Pool, slot: Slot, request: int) -> float:
-        """Own prefill, plus the prefills queued ahead when every sequence slot is taken."""
-        prompt = float(self.req.columns.prompt_tokens[request])
-        own = pool.cost.step_s(0.0, 0.0, prompt, pool.cost.causal_attended(0.0, prompt), 1.0)
+        """Own prefill (as the pool's engine runs it), plus the prefills queued ahead when every slot is taken."""
+        prompt = self.req.columns.prompt_tokens[request]
+        policy = slot.sim.policy
+        own = pool.cost.step_s(0.0, 0.0, policy.prompt_tokens(0.0, prompt), policy.prompt_attended(0.0, prompt), 1.0)
         ahead = max(slot.sim.outstanding - slot.sim.settings.max_seqs + 1, 0)
         return own * (1 + ahead)
 
     def _cost_rank(self, pool: Pool) -> float:
-        """USD per output token at a full batch of mean-sized requests: how pools are ordered."""
+        """USD per output token at a full batch of mean-sized requests: how pools are ordered (prompts priced as the
+        pool's engine runs them: together, or one at a time in its buckets)."""
         if pool.usd_per_replica_hour is None:
             return math.inf
+        policy = batch_policy(pool.cost, pool.settings.max_seqs)
         batch = float(pool.settings.max_seqs)
         prompt, output = float(np.mean(self.req.prompt_tokens)), float(np.mean(self.req.output_tokens))
-        prefill = pool.cost.step_s(0.0, 0.0, batch * prompt, batch * pool.cost.causal_attended(0.0, prompt), batch)
-        decode = pool.cost.step_s(batch, batch * pool.cost.attended(prompt + output / 2), 0.0, 0.0, 0.0)
+        tokens, attended = policy.prompt_tokens(0.0, prompt), policy.prompt_attended(0.0, prompt)
+        if policy.one_prompt_per_step:
+            prefill = batch * pool.cost.step_s(0.0, 0.0, tokens, attended, 1.0)
+        else:
+            prefill = pool.cost.step_s(0.0, 0.0, batch * tokens, batch * attended, batch)
+        decode = pool.cost.step_s(*policy.full_batch_decode(batch, prompt + output / 2), 0.0, 0.0, 0.0)
         tokens_per_s = batch * output / (prefill + output * decode)
         return pool.usd_per_replica_hour / tokens_per_s
 

@@ -1,4 +1,5 @@
-"""`simulate`: one call from a fleet and a request stream to the report, and the `--pool` mini-language."""
+"""`simulate`: one call from a fleet and a request stream to the report; pools from command-line options and the
+`--pool` mini-language."""
 
 from __future__ import annotations
 
@@ -57,19 +58,33 @@ def parse_pool(text: str, model: ModelArchitecture, kv_cache_dtype: str = "auto"
             raise FleetwiseError(f"--pool {text!r}: {key} must be {kind}, got {value!r}") from None
         if not math.isfinite(number[key]):
             raise FleetwiseError(f"--pool {text!r}: {key} must be finite, got {value!r}")
-    replicas = int(number.get("replicas", 1))
+    whole = {key: int(value) for key, value in number.items() if key in _WHOLE}
+    return pool_from_options(
+        model, hardware, tp=whole.get("tp", 1), dtype=words.get("dtype", "bf16"), engine=words.get("engine"),
+        replicas=whole.get("replicas", 1), max_seqs=whole.get("max_seqs"), kv_cache_dtype=kv_cache_dtype,
+        region=region, name=text, purchase=words.get("purchase", "on-demand"), spot_rate=number.get("spot_rate", 0.0),
+        startup_s=number.get("startup_s", 0.0), compile_s=number.get("compile_s", 0.0),
+        compiled_cache=bool(whole.get("compiled_cache", 0)), autoscale_min=whole.get("autoscale_min"),
+        autoscale_max=whole.get("autoscale_max"), target_inflight=number.get("target_inflight"))
+
+
+def pool_from_options(model: ModelArchitecture, hardware: str, *, tp: int = 1, dtype: str = "bf16",
+                      engine: str | None = None, replicas: int = 1, max_seqs: int | None = None,
+                      kv_cache_dtype: str = "auto", region: str = DEFAULT_REGION, name: str = "",
+                      purchase: str = "on-demand", spot_rate: float = 0.0, startup_s: float = 0.0,
+                      compile_s: float = 0.0, compiled_cache: bool = False, autoscale: bool = False,
+                      autoscale_min: int | None = None, autoscale_max: int | None = None,
+                      target_inflight: float | None = None) -> PoolSpec:
+    """A pool from command-line options (`simulate`'s flags and `--pool` keys alike). It autoscales when asked or
+    when any bound is given; the default ceiling rises to the starting replicas, a given one is kept (and refused
+    when below them); spot interruptions need spot capacity."""
     scale = None
-    if {"autoscale_min", "autoscale_max", "target_inflight"} & number.keys():
+    if autoscale or autoscale_min is not None or autoscale_max is not None or target_inflight is not None:
         default = Autoscale()
-        ceiling = int(number["autoscale_max"]) if "autoscale_max" in number else max(default.max_replicas, replicas)
-        scale = Autoscale(min_replicas=int(number.get("autoscale_min", default.min_replicas)), max_replicas=ceiling,
-                          target_inflight=number.get("target_inflight", default.target_inflight))
-    purchase = cast(Purchase, words.get("purchase", "on-demand"))
-    rate = number.get("spot_rate", 0.0)
-    return PoolSpec(model=model, hardware=hardware, tp=int(number.get("tp", 1)), dtype=words.get("dtype", "bf16"),
-                    engine=words.get("engine"), replicas=replicas,
-                    max_seqs=int(number["max_seqs"]) if "max_seqs" in number else None,
-                    kv_cache_dtype=kv_cache_dtype, region=region, name=text, purchase=purchase,
-                    startup_s=number.get("startup_s", 0.0), compile_s=number.get("compile_s", 0.0),
-                    compiled_cache=bool(number.get("compiled_cache", 0.0)), autoscale=scale,
-                    spot=Spot(rate) if rate else None)
+        scale = Autoscale(min_replicas=default.min_replicas if autoscale_min is None else autoscale_min,
+                          max_replicas=max(default.max_replicas, replicas) if autoscale_max is None else autoscale_max,
+                          target_inflight=default.target_inflight if target_inflight is None else target_inflight)
+    return PoolSpec(model=model, hardware=hardware, tp=tp, dtype=dtype, engine=engine, replicas=replicas,
+                    max_seqs=max_seqs, kv_cache_dtype=kv_cache_dtype, region=region, name=name,
+                    purchase=cast(Purchase, purchase), startup_s=startup_s, compile_s=compile_s,
+                    compiled_cache=compiled_cache, autoscale=scale, spot=Spot(spot_rate) if spot_rate else None)

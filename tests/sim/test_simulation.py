@@ -10,7 +10,7 @@ from fleetwise.errors import FleetwiseError
 from fleetwise.models import ModelArchitecture, load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.sim import Autoscale, FleetSpec, Slo, Spot, run_fleet, summarize
-from fleetwise.sim.simulate import parse_pool, simulate
+from fleetwise.sim.simulation import parse_pool, pool_from_options, simulate
 from fleetwise.workload import Arrivals, Lengths, Requests, Workload, generate
 
 
@@ -120,3 +120,20 @@ def test_a_pool_string_out_of_range_is_refused_by_the_pool_spec(model: ModelArch
                                                                  message: str) -> None:
     with pytest.raises(FleetwiseError, match=message):
         parse_pool(text, model)
+
+
+def test_flags_and_pool_strings_build_the_same_pool(model: ModelArchitecture) -> None:
+    text = "g6e.xlarge:tp=1:replicas=3:purchase=spot:spot_rate=0.5:startup_s=60:autoscale_max=6"
+    flags = pool_from_options(model, "g6e.xlarge", replicas=3, purchase="spot", spot_rate=0.5, startup_s=60.0,
+                              autoscale_max=6, name=text)
+    assert parse_pool(text, model) == flags
+    assert flags.autoscale == Autoscale(min_replicas=1, max_replicas=6) and flags.spot == Spot(0.5)
+
+
+def test_autoscaling_starts_when_any_bound_is_given_and_the_default_ceiling_rises(model: ModelArchitecture) -> None:
+    assert pool_from_options(model, "g6e.xlarge", replicas=2).autoscale is None
+    lifted = pool_from_options(model, "g6e.xlarge", replicas=12, autoscale=True)
+    assert lifted.autoscale is not None and lifted.autoscale.max_replicas == 12
+    assert pool_from_options(model, "g6e.xlarge", target_inflight=4.0).autoscale == Autoscale(target_inflight=4.0)
+    with pytest.raises(FleetwiseError, match="starting replicas"):
+        pool_from_options(model, "g6e.xlarge", replicas=4, autoscale=True, autoscale_max=2)
