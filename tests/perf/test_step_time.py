@@ -14,7 +14,7 @@ from fleetwise.perf import bundled_calibration
 from fleetwise.perf.hardware import resolve_hardware
 from fleetwise.perf.replica_arrays import ReplicaArrays, ReplicaConfig, build_arrays
 from fleetwise.perf.scenarios import static_batch
-from fleetwise.perf.step_time import StepCost, decode_step, prefill_step
+from fleetwise.perf.step_time import StepCost, decode_step, prefill_step, step_parts
 
 
 def _arrays(catalog: Catalog, model: str, hardware: str, tp: int, dtype: str = "bf16") -> ReplicaArrays:
@@ -54,6 +54,25 @@ def test_simulator_steps_agree_with_the_vectorised_model(catalog: Catalog, model
         assert scalar == pytest.approx(vector, rel=1e-3), (batch, context)
         step = decode_step(arrays, batch, context)
         assert cost.decode_s(batch, batch * attended)[1] == bool(step.compute_s[0, 0] > step.memory_s[0, 0])
+
+
+@pytest.mark.parametrize(("model", "hardware", "tp", "dtype"), SHAPES)
+def test_the_affine_forms_give_the_formulas_step_times(catalog: Catalog, model: str, hardware: str, tp: int,
+                                                       dtype: str) -> None:
+    cost = StepCost.from_arrays(_arrays(catalog, model, hardware, tp, dtype))
+    rng = np.random.default_rng(5)
+    for seqs, context in itertools.product((1.0, 3.0, 64.0, 256.0), (1.0, 130.0, 4097.0, 128_000.0)):
+        attended = seqs * cost.attended(context)
+        compute, memory, communication, overhead = step_parts(cost.constants, seqs, attended, 0.0, 0.0, 0.0)
+        seconds, compute_bound = cost.decode_s(seqs, attended)
+        assert seconds == pytest.approx(max(compute, memory) + communication + overhead, rel=1e-12)
+        assert compute_bound == (compute > memory) or compute == pytest.approx(memory, rel=1e-12)
+        for _ in range(3):  # mixed steps: decodes beside prompt chunks, some of them ending
+            start, chunk = float(rng.integers(0, 4000)), float(rng.integers(1, 8192))
+            prompts = float(rng.integers(0, 3))
+            args = (seqs, attended, chunk, cost.causal_attended(start, start + chunk), prompts)
+            compute, memory, communication, overhead = step_parts(cost.constants, *args)
+            assert cost.step_s(*args) == pytest.approx(max(compute, memory) + communication + overhead, rel=1e-12)
 
 
 def test_batch_one_decode_is_weights_over_bandwidth(catalog: Catalog) -> None:

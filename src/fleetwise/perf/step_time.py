@@ -196,6 +196,50 @@ def decode_step(r: ReplicaArrays, batch: Array | float, context_tokens: Array | 
 
 # ---- one configuration, step by step: the simulator's predictor ----------------------------------------------
 
+AFFINE_REFERENCE = float(2 ** 30)  # how far each argument is moved to read a slope (a power of two: exact division)
+
+
+class AffineStep:
+    """`step_parts` as affine functions of the step's five arguments (decode sequences, decode attended, prefill
+    tokens, prefill attended, prompts ending): read off the formula by evaluating it, not written again.
+
+    Every part is affine in those arguments except through the experts a step touches, which depend on its token
+    count: for a model without experts one form holds everywhere; for one with experts a form holds at the token
+    count it was read at, moving only the arguments that leave that count alone.
+    """
+
+    __slots__ = ("compute", "memory", "other")
+
+    def __init__(self, constants: StepConstants, base: tuple[float, float, float, float, float],
+                 moved: tuple[int, ...]) -> None:
+        at_base = step_parts(constants, *base)
+        forms = [[float(at_base[part])] + [0.0] * 5 for part in range(3)]
+        forms[2][0] += float(at_base[3])  # the overhead joins communication: neither overlaps anything
+        for index in moved:
+            point = list(base)
+            point[index] += AFFINE_REFERENCE
+            at_point = step_parts(constants, *point)
+            for part in range(3):
+                slope = float(at_point[part] - at_base[part]) / AFFINE_REFERENCE
+                forms[part][index + 1] = slope
+                forms[part][0] -= slope * base[index]
+        self.compute: tuple[float, ...] = tuple(forms[0])
+        self.memory: tuple[float, ...] = tuple(forms[1])
+        self.other: tuple[float, ...] = tuple(forms[2])
+
+    def seconds(self, decode_seqs: float, decode_attended: float, prefill_tokens: float, prefill_attended: float,
+                prefill_last: float) -> tuple[float, bool]:
+        """(step seconds, compute-bound) at these arguments."""
+        c, m, o = self.compute, self.memory, self.other
+        compute = (c[0] + c[1] * decode_seqs + c[2] * decode_attended + c[3] * prefill_tokens
+                   + c[4] * prefill_attended + c[5] * prefill_last)
+        memory = (m[0] + m[1] * decode_seqs + m[2] * decode_attended + m[3] * prefill_tokens
+                  + m[4] * prefill_attended + m[5] * prefill_last)
+        other = (o[0] + o[1] * decode_seqs + o[2] * decode_attended + o[3] * prefill_tokens
+                 + o[4] * prefill_attended + o[5] * prefill_last)
+        return max(compute, memory) + other, compute > memory
+
+
 class StepCost:
     """Step times of one replica for the simulator: the model above on one configuration's float constants.
 
@@ -204,7 +248,8 @@ class StepCost:
     `decode_step` use (tests check both paths agree).
     """
 
-    __slots__ = ("_attended", "_buckets", "chunked_prefill", "constants", "full_layers", "pads", "windows")
+    __slots__ = ("_attended", "_buckets", "_cumulative", "_decode_forms", "_everywhere", "chunked_prefill",
+                 "constants", "full_layers", "pads", "windows")
     CACHE_LIMIT = 1 << 16  # memoised lengths per table (bounded: a long run sees many contexts)
 
     def __init__(self, constants: StepConstants) -> None:
@@ -215,6 +260,13 @@ class StepCost:
         self.windows: tuple[tuple[float, float], ...] = constants.windows
         self._buckets: dict[float, float] = {}  # memoised bucket and attended-token figures: the simulator asks
         self._attended: dict[float, float] = {}  # for the same lengths over and over
+        self._cumulative: dict[float, float] = {}
+        # the step model as affine forms (exact; see AffineStep): one for every step of a model without experts,
+        # else one per decode batch size, with prompt steps priced by the formula itself
+        self._everywhere: AffineStep | None = None
+        if not constants.experts:
+            self._everywhere = AffineStep(constants, (0.0, 0.0, 0.0, 0.0, 0.0), (0, 1, 2, 3, 4))
+        self._decode_forms: dict[float, AffineStep] = {}
 
     @classmethod
     def from_arrays(cls, r: ReplicaArrays, index: int = 0) -> StepCost:
@@ -227,13 +279,24 @@ class StepCost:
         `step_parts`); an empty step takes no time."""
         if decode_seqs + prefill_tokens <= 0:
             return 0.0
+        if self._everywhere is not None:
+            return self._everywhere.seconds(decode_seqs, decode_attended, prefill_tokens, prefill_attended,
+                                            prefill_last)[0]
+        if prefill_tokens == 0:
+            return self.decode_s(decode_seqs, decode_attended)[0]
         return float(total_s(step_parts(self.constants, decode_seqs, decode_attended, prefill_tokens,
                                         prefill_attended, prefill_last)))
 
     def decode_s(self, seqs: float, attended: float) -> tuple[float, bool]:
         """A decode step of `seqs` sequences attending to `attended` tokens: (seconds, compute-bound)."""
-        parts = step_parts(self.constants, seqs, attended, 0.0, 0.0, 0.0)
-        return float(total_s(parts)), bool(parts[0] > parts[1])
+        form = self._everywhere
+        if form is None:
+            form = self._decode_forms.get(seqs)
+            if form is None:
+                if len(self._decode_forms) >= self.CACHE_LIMIT:
+                    self._decode_forms.clear()
+                form = self._decode_forms[seqs] = AffineStep(self.constants, (seqs, 0.0, 0.0, 0.0, 0.0), (1,))
+        return form.seconds(seqs, attended, 0.0, 0.0, 0.0)
 
     def bucket(self, tokens: float) -> float:
         """Length as executed (compiled engines: power-of-two buckets of at least 128 tokens)."""
@@ -258,4 +321,11 @@ class StepCost:
 
     def causal_attended(self, start: float, end: float) -> float:
         """Attended tokens, over all layers, of the prompt tokens at positions start+1..end."""
-        return float(causal_attended(self.constants, start, end))
+        return self._cumulative_attended(end) - self._cumulative_attended(start)
+
+    def _cumulative_attended(self, position: float) -> float:
+        value = self._cumulative.get(position)
+        if value is None:
+            value = float(_cumulative_attended(self.constants, position))
+            self._remember(self._cumulative, position, value)
+        return value
