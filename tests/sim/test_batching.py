@@ -16,7 +16,7 @@ from fleetwise.sim.batching import CompiledBatch, ContinuousBatching, batch_poli
 from fleetwise.sim.decode_batch import DecodeBatch
 from fleetwise.sim.pool import replica_settings, resolve_pool_shape
 from fleetwise.sim.replica import ReplicaSim
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestRecord
 from fleetwise.sim.scheduler import ReplicaSettings, Scheduler
 from fleetwise.workload import Arrivals, Lengths, Requests, Workload, generate
 
@@ -118,7 +118,7 @@ def test_neuron_prefills_one_prompt_per_step_while_a_gpu_packs_several(
         catalog: Catalog, calibration: CalibrationTable, hardware: tuple[str, int], chunks_in_first_step: int) -> None:
     cost, settings = _parts(catalog, calibration, hardware, longest=600, max_seqs=8)
     requests = _requests([500, 500, 500], [10, 10, 10])
-    scheduler = Scheduler(0, settings, requests, RequestLog.empty(3), batch_policy(cost, settings.max_seqs))
+    scheduler = Scheduler(0, settings, requests, RequestRecord(3), batch_policy(cost, settings.max_seqs))
     for request in range(3):
         scheduler.enqueue(request)
     chunks = scheduler.chunks(budget=2048, now=0.0)
@@ -129,7 +129,7 @@ def test_a_lone_neuron_request_pays_for_the_whole_compiled_batch(
         catalog: Catalog, calibration: CalibrationTable) -> None:
     prompt, output, compiled = 200, 300, 8
     cost, settings = _parts(catalog, calibration, NEURON, longest=prompt + output, max_seqs=compiled)
-    log = RequestLog.empty(1)
+    log = RequestRecord(1)
     replica = ReplicaSim(0, cost, settings, _requests([prompt], [output]), log)
     replica.enqueue(0)
     replica.drain_all()

@@ -13,7 +13,7 @@ from fleetwise.errors import FleetwiseError
 from fleetwise.perf import CalibrationTable
 from fleetwise.sim import Autoscale, PoolSpec, Spot
 from fleetwise.sim.pool import MAX_REPLICAS, Pool, pool_price, replica_settings, resolve_pool_shape
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestRecord
 from fleetwise.units import GIB
 from fleetwise.workload import Requests
 from tests.sim.builders import pool_spec as _spec
@@ -107,9 +107,9 @@ def _pool(catalog: Catalog, calibration: CalibrationTable, spec: PoolSpec) -> Po
                 pool_price(catalog, spec, shape.hardware))
 
 
-def _empty() -> tuple[Requests, RequestLog]:
+def _empty() -> tuple[Requests, RequestRecord]:
     return Requests(np.zeros(0), np.zeros(0, int), np.zeros(0, int), np.zeros(0, int), np.zeros(0, int)), \
-        RequestLog.empty(0)
+        RequestRecord(0)
 
 
 def test_a_launched_replica_serves_after_its_launch_delay(catalog: Catalog, calibration: CalibrationTable) -> None:

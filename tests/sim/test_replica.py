@@ -17,7 +17,7 @@ from fleetwise.perf.step_time import StepCost, decode_step
 from fleetwise.sim import PoolSpec
 from fleetwise.sim.pool import replica_settings, resolve_pool_shape
 from fleetwise.sim.replica import ReplicaSim
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestLog, RequestRecord
 from fleetwise.sim.scheduler import ReplicaSettings
 from fleetwise.workload import Requests
 
@@ -39,7 +39,7 @@ def _requests(arrivals: np.ndarray | list[float], prompt: int | np.ndarray, outp
 
 
 def _replica(cost: StepCost, settings: ReplicaSettings, requests: Requests) -> ReplicaSim:
-    return ReplicaSim(0, cost, settings, requests, RequestLog.empty(len(requests)))
+    return ReplicaSim(0, cost, settings, requests, RequestRecord(len(requests)))
 
 
 def _replay(replica: ReplicaSim, requests: Requests, catch_up: bool = False) -> None:
@@ -160,7 +160,7 @@ def md1(catalog: Catalog, calibration: CalibrationTable) -> tuple[float, Request
     requests = _requests(np.cumsum(np.random.default_rng(3).exponential(service / RHO, n)), prompt, output)
     replica = _replica(cost, settings, requests)
     _replay(replica, requests)
-    return service, requests, replica.log
+    return service, requests, replica.log.log()
 
 
 def test_a_one_slot_replica_waits_exactly_as_lindleys_recursion(md1: tuple[float, Requests, RequestLog]) -> None:

@@ -1,10 +1,11 @@
-"""The per-request log: an empty log records that nothing has happened yet."""
+"""The per-request log: an empty log records that nothing has happened yet; the record written during a run
+becomes the same log, field for field."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestLog, RequestRecord
 
 
 def test_an_empty_log_has_no_times_no_counts_and_no_replica() -> None:
@@ -25,3 +26,22 @@ def test_empty_logs_share_no_state() -> None:
     a.preemptions[2] += 1
     assert b.dropped == {} and b.itl_segments == []
     assert np.isnan(b.finish_s).all() and not b.preemptions.any()
+
+
+def test_a_record_becomes_the_log_it_wrote_and_records_share_no_state() -> None:
+    record, other = RequestRecord(3), RequestRecord(3)
+    record.first_token_s[0], record.finish_s[0], record.admitted_s[0] = 0.5, 2.0, 0.25
+    record.preemptions[1] += 2
+    record.prefix_hit_tokens[0] = 128
+    record.replica[0] = 4
+    record.requeues[2] += 1
+    record.dropped[2] = "too long"
+    record.itl_segments.append((0.01, 0.02, 5, 3.0))
+    log = record.log()
+    assert log.first_token_s[0] == 0.5 and np.isnan(log.first_token_s[1:]).all()
+    assert log.finish_s[0] == 2.0 and log.admitted_s[0] == 0.25 and log.finish_s.dtype == np.float64
+    assert log.preemptions.tolist() == [0, 2, 0] and log.preemptions.dtype == np.int64
+    assert log.prefix_hit_tokens.tolist() == [128, 0, 0] and log.replica.tolist() == [4, -1, -1]
+    assert log.requeues.tolist() == [0, 0, 1]
+    assert log.dropped == {2: "too long"} and log.itl_segments == [(0.01, 0.02, 5, 3.0)]
+    assert other.log().dropped == {} and not other.log().preemptions.any() and other.itl_segments == []

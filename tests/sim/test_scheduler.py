@@ -15,7 +15,7 @@ from fleetwise.sim import run_pool, summarize
 from fleetwise.sim.batching import ContinuousBatching
 from fleetwise.sim.pool import replica_settings, resolve_pool_shape
 from fleetwise.sim.replica import ReplicaSim
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestRecord
 from fleetwise.sim.scheduler import ReplicaSettings, Scheduler
 from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, SharedPrefixes, Workload, generate
 from tests.sim.builders import pool_spec as _spec
@@ -38,7 +38,7 @@ def _scheduler(catalog: Catalog, calibration: CalibrationTable, requests: Reques
                **settings: int) -> Scheduler:
     cost, base = _gpu(catalog, calibration)
     limits = dataclasses.replace(base, **settings)
-    return Scheduler(0, limits, requests, RequestLog.empty(len(requests)), ContinuousBatching(cost, limits.max_seqs))
+    return Scheduler(0, limits, requests, RequestRecord(len(requests)), ContinuousBatching(cost, limits.max_seqs))
 
 
 def test_a_request_larger_than_the_whole_kv_cache_is_dropped_with_a_reason(
@@ -59,7 +59,7 @@ def test_admission_follows_arrival_order_within_the_sequence_slots(
     chunks = scheduler.chunks(budget=2048, now=0.5)
     assert chunks == [(0, 0, 100), (1, 0, 200)]
     assert list(scheduler.waiting) == [2] and scheduler.outstanding == 3
-    assert scheduler.log.admitted_s[:2].tolist() == [0.5, 0.5] and math.isnan(scheduler.log.admitted_s[2])
+    assert scheduler.log.admitted_s[:2] == [0.5, 0.5] and math.isnan(scheduler.log.admitted_s[2])
     assert scheduler.blocks.used == scheduler.blocks.blocks(100) + scheduler.blocks.blocks(200)
 
 
@@ -105,7 +105,7 @@ def test_preemption_takes_the_most_recently_admitted_request(
     scheduler.complete_chunks(scheduler.chunks(2048, 0.0), 0.0)
     held = scheduler.blocks.used
     scheduler.preempt_newest()
-    assert list(scheduler.waiting) == [2] and scheduler.log.preemptions.tolist() == [0, 0, 1]
+    assert list(scheduler.waiting) == [2] and scheduler.log.preemptions == [0, 0, 1]
     assert scheduler.blocks.used == held - scheduler.blocks.blocks(100)
 
 
@@ -117,7 +117,7 @@ def test_unstick_preempts_the_newest_when_other_requests_run(
     scheduler.complete_chunks(scheduler.chunks(budget=1500, now=0.0), 0.0)  # 0 decodes, 1 has 500 tokens
     assert len(scheduler.batch) == 1 and scheduler.prefilling == {1: 500}
     scheduler.unstick()
-    assert scheduler.log.preemptions.tolist() == [0, 1] and list(scheduler.waiting) == [1]
+    assert scheduler.log.preemptions == [0, 1] and list(scheduler.waiting) == [1]
     assert not scheduler.log.dropped
     assert scheduler.blocks.used == scheduler.blocks.blocks(1000)  # request 1's 32 blocks came back
 
@@ -150,14 +150,14 @@ def test_preemption_starts_exactly_when_the_blocks_needed_exceed_those_available
     blocks_needed = n * math.ceil((prompt + output - 1) / 16)  # every sequence at its longest stored length
 
     def preemptions(kv_blocks: int) -> int:
-        log = RequestLog.empty(n)
+        log = RequestRecord(n)
         replica = ReplicaSim(0, cost, dataclasses.replace(base, kv_blocks=kv_blocks, max_seqs=64), requests, log)
         for request in range(n):
             replica.enqueue(request)
         replica.drain_all()
         assert np.isfinite(log.finish_s).all() and not log.dropped
         assert replica.used_blocks == 0  # every block came back
-        return int(log.preemptions.sum())
+        return sum(log.preemptions)
 
     assert preemptions(blocks_needed) == 0
     assert preemptions(blocks_needed - 1) >= 1
@@ -255,10 +255,10 @@ def test_the_prefix_hit_rate_stays_a_share_under_preemption(catalog: Catalog, ca
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "src/fleetwise/sim/scheduler.py:163-165 caches a prefix only when the prompt computing it finishes, and "
-    "scheduler.py:95-110 admits the next request in that prompt's last step, so it misses, recomputes the prefix "
-    "from scratch and evicts the cached copy to make room (scheduler.py:139 -> block_manager.py:59); the next "
-    "request then misses too: a queue of prompts sharing a 30,000-token prefix on g6.xlarge never hits"))
+    "Scheduler._prefill_done (sim/scheduler.py) caches a prefix only when the prompt computing it finishes, and "
+    "Scheduler.chunks admits the next request in that prompt's last step, so it misses, recomputes the prefix "
+    "from scratch and evicts the cached copy to make room (Scheduler._chunk_end -> BlockManager.make_room); the "
+    "next request then misses too: a queue of prompts sharing a 30,000-token prefix on g6.xlarge never hits"))
 def test_prompts_queued_behind_a_shared_long_prefix_reuse_it_once_cached(
         catalog: Catalog, calibration: CalibrationTable) -> None:
     n, prompt, prefix = 4, 36_000, 30_000

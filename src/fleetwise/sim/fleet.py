@@ -23,7 +23,7 @@ from fleetwise.sim.pool import (
     replica_settings,
     resolve_pool_shape,
 )
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestLog, RequestRecord
 from fleetwise.sim.routers import ROUTERS, Router
 from fleetwise.workload.requests import Requests
 
@@ -72,7 +72,7 @@ def run_fleet(spec: FleetSpec, requests: Requests, catalog: Catalog, calibration
     """Replay `requests` through the fleet; every request ends completed or dropped with a reason."""
     if not len(requests):
         raise FleetwiseError("the workload has no requests")
-    log = RequestLog.empty(len(requests))
+    log = RequestRecord(len(requests))
     rng = np.random.default_rng(spec.seed)
     pools = _build_pools(spec, requests, catalog, calibration)
     numbers = itertools.count()
@@ -90,7 +90,7 @@ def run_fleet(spec: FleetSpec, requests: Requests, catalog: Catalog, calibration
             continue
         fleet.route(request, now)
     end = fleet.finish()
-    return FleetRun(spec, pools, log, end, fleet.samples)
+    return FleetRun(spec, pools, log.log(), end, fleet.samples)
 
 
 def run_pool(spec: PoolSpec, requests: Requests, catalog: Catalog, calibration: CalibrationTable,
@@ -119,7 +119,7 @@ def _build_pools(spec: FleetSpec, requests: Requests, catalog: Catalog, calibrat
 class _Fleet:
     """The run's mutable state: pools, timed events (autoscaler ticks, spot notices), requests waiting for a replica."""
 
-    def __init__(self, spec: FleetSpec, pools: list[Pool], requests: Requests, log: RequestLog,
+    def __init__(self, spec: FleetSpec, pools: list[Pool], requests: Requests, log: RequestRecord,
                  rng: np.random.Generator, numbers: Iterator[int]) -> None:
         self.spec, self.pools, self.req, self.log, self.rng = spec, pools, requests, log, rng
         self.numbers = numbers
@@ -252,8 +252,8 @@ class _Fleet:
         for pool in self.pools:
             for slot in pool.alive():
                 slot.sim.drain_all()
-        finished = self.log.finish_s[np.isfinite(self.log.finish_s)]
-        end = max(float(finished.max()) if finished.size else 0.0, float(self.req.arrival_s[-1]))
+        end = max(max((t for t in self.log.finish_s if not math.isnan(t)), default=0.0),
+                  float(self.req.arrival_s[-1]))
         for pool in self.pools:
             for slot in pool.alive():
                 slot.stopped_s = max(end, slot.ready_s) if slot.stopped_s is None else slot.stopped_s

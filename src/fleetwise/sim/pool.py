@@ -23,7 +23,7 @@ from fleetwise.perf.hardware import ReplicaHardware
 from fleetwise.perf.shape import DeploymentShape, Load, resolve_shape
 from fleetwise.perf.step_time import StepCost
 from fleetwise.sim.replica import ReplicaSim
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestRecord
 from fleetwise.sim.scheduler import ReplicaSettings
 from fleetwise.units import GIB
 from fleetwise.workload.requests import Requests
@@ -183,7 +183,7 @@ class Pool:
         """Replicas launched and not yet stopped."""
         return [s for s in self.slots if s.stopped_s is None]
 
-    def launch(self, now: float, requests: Requests, log: RequestLog, number: int,
+    def launch(self, now: float, requests: Requests, log: RequestRecord, number: int,
                rng: np.random.Generator) -> Slot:
         """Start a replica now; it serves from now + startup_s (its global replica number is `number`)."""
         sim = ReplicaSim(number, self.cost, self.settings, requests, log)

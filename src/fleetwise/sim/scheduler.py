@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fleetwise.sim.batching import BatchPolicy
 from fleetwise.sim.block_manager import BlockManager
 from fleetwise.sim.decode_batch import DecodeBatch
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestRecord
 from fleetwise.workload.requests import Requests
 
 Chunk = tuple[int, int, int]  # (request, first prompt token computed, end)
@@ -36,14 +36,19 @@ class ReplicaSettings:
 class Scheduler:
     """Which requests run, how far each prompt gets this step, and who is preempted when blocks run out."""
 
-    __slots__ = ("admitted", "batch", "blocks", "index", "log", "policy", "prefilling", "req", "settings",
-                 "target", "waiting")
+    __slots__ = ("admitted", "batch", "blocks", "index", "log", "output_tokens", "policy", "prefilling",
+                 "prefix_id", "prefix_tokens", "prompt_tokens", "session_id", "settings", "target", "waiting")
 
-    def __init__(self, index: int, settings: ReplicaSettings, requests: Requests, log: RequestLog,
+    def __init__(self, index: int, settings: ReplicaSettings, requests: Requests, log: RequestRecord,
                  policy: BatchPolicy) -> None:
         self.index = index
         self.settings = settings
-        self.req = requests.columns
+        columns = requests.columns  # the request figures as lists, held here: compiled, one attribute read each
+        self.prompt_tokens = columns.prompt_tokens
+        self.output_tokens = columns.output_tokens
+        self.prefix_id = columns.prefix_id
+        self.prefix_tokens = columns.prefix_tokens
+        self.session_id = columns.session_id
         self.log = log
         self.policy = policy
         self.blocks = BlockManager(settings.kv_blocks, settings.block_tokens)
@@ -61,11 +66,11 @@ class Scheduler:
     def enqueue(self, request: int) -> None:
         """Queue a request; one whose prompt and output can never fit the whole KV cache is dropped."""
         self.log.replica[request] = self.index
-        total = self.req.prompt_tokens[request] + self.req.output_tokens[request]
+        total = self.prompt_tokens[request] + self.output_tokens[request]
         if self.blocks.blocks(total) > self.settings.kv_blocks:
             self.log.dropped[request] = "prompt + output exceed the replica's whole KV cache"
             return
-        self.target[request] = self.req.prompt_tokens[request]
+        self.target[request] = self.prompt_tokens[request]
         self.waiting.append(request)
 
     def can_schedule(self) -> bool:
@@ -113,7 +118,7 @@ class Scheduler:
     def _admit(self, request: int, now: float) -> int | None:
         """Where an admitted request's prefill starts (after a cached prefix), or None if no block is free."""
         start = 0
-        prefix = self.req.prefix_id[request]
+        prefix = self.prefix_id[request]
         hit = self.settings.prefix_caching and prefix >= 0 and prefix in self.blocks.cache
         if hit:
             start = self.blocks.hit(request, prefix, self.target[request])
@@ -125,7 +130,7 @@ class Scheduler:
             self.blocks.cache.move_to_end(prefix)
             self.blocks.shared[request] = start // self.settings.block_tokens
             # once per request: a re-admission after preemption or a requeue is not a new hit
-            served = min(start, self.req.prefix_tokens[request])
+            served = min(start, self.prefix_tokens[request])
             self.log.prefix_hit_tokens[request] = max(int(self.log.prefix_hit_tokens[request]), served)
         return start
 
@@ -158,13 +163,13 @@ class Scheduler:
         del self.prefilling[request]
         if math.isnan(self.log.first_token_s[request]):
             self.log.first_token_s[request] = now
-        prefix = self.req.prefix_id[request]
+        prefix = self.prefix_id[request]
         target = self.target[request]
         if prefix >= 0 and self.settings.prefix_caching and prefix not in self.blocks.cache:
             # only whole blocks are shared; they pass from this request to the cache
-            self.blocks.cache_prefix(request, prefix, min(self.req.prefix_tokens[request], target), now)
-        generated = target - self.req.prompt_tokens[request]
-        remaining = self.req.output_tokens[request] - 1 - generated
+            self.blocks.cache_prefix(request, prefix, min(self.prefix_tokens[request], target), now)
+        generated = target - self.prompt_tokens[request]
+        remaining = self.output_tokens[request] - 1 - generated
         if remaining <= 0:
             self.retire(request, target, now)
             return True
@@ -217,7 +222,7 @@ class Scheduler:
 
     def retire(self, request: int, stored_tokens: int, now: float) -> None:
         """A finished request gives back its blocks; in a conversation, its context stays cached for the next turn."""
-        session = self.req.session_id[request]
+        session = self.session_id[request]
         if session >= 0 and self.settings.prefix_caching:
             self.blocks.cache_conversation(request, session, stored_tokens, now)
         self.blocks.release(request, stored_tokens)
@@ -237,7 +242,7 @@ class Scheduler:
         """Give up every request held here (the replica is going away): they restart elsewhere, from scratch."""
         held = [*self.waiting, *self.prefilling, *self.batch.offsets]
         for request in held:
-            self.target[request] = self.req.prompt_tokens[request]
+            self.target[request] = self.prompt_tokens[request]
             self.blocks.unpin(request)
         self.waiting.clear()
         self.prefilling.clear()

@@ -14,7 +14,7 @@ import numpy as np
 from fleetwise.perf.step_time import StepCost
 from fleetwise.sim.metrics import request_latencies
 from fleetwise.sim.replica import ReplicaSim
-from fleetwise.sim.request_log import RequestLog
+from fleetwise.sim.request_log import RequestLog, RequestRecord
 from fleetwise.sim.scheduler import ReplicaSettings
 from fleetwise.workload.requests import Requests
 
@@ -63,12 +63,13 @@ def poisson_steady(cost: StepCost, settings: ReplicaSettings, rate: float, promp
     """Poisson arrivals at `rate` per second through one replica."""
     requests = _uniform(count, prompt, output)
     requests.arrival_s[:] = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, count))
-    log = RequestLog.empty(count)
-    replica = ReplicaSim(0, cost, settings, requests, log)
+    record = RequestRecord(count)
+    replica = ReplicaSim(0, cost, settings, requests, record)
     for request in range(count):
         replica.advance_to(float(requests.arrival_s[request]))
         replica.enqueue(request)
     replica.drain_all()
+    log = record.log()
     return _result(requests, log, np.isfinite(log.finish_s))
 
 
@@ -77,8 +78,8 @@ def closed_loop_steady(cost: StepCost, settings: ReplicaSettings, users: int, pr
     """`users` users, each sending a new request the moment its previous one finishes."""
     total = users + max(count, 2 * users)
     requests = _uniform(total, prompt, output)
-    log = RequestLog.empty(total)
-    replica = ReplicaSim(0, cost, settings, requests, log)
+    record = RequestRecord(total)
+    replica = ReplicaSim(0, cost, settings, requests, record)
     issued = users
 
     def next_request(_: int, now: float) -> None:
@@ -92,6 +93,7 @@ def closed_loop_steady(cost: StepCost, settings: ReplicaSettings, users: int, pr
     for request in range(users):
         replica.enqueue(request)
     replica.drain_all()
+    log = record.log()
     keep = np.isfinite(log.finish_s)
     keep[:users] = False  # the opening burst is not steady state
     return _result(requests, log, keep)
