@@ -16,7 +16,7 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 sys.path.insert(0, str(Path(__file__).parent / "src"))
-from fleetwise.native import HOT_MODULES  # noqa: E402  (a module of the standard library only)
+from fleetwise.native import HOT_MODULES  # (a module that imports the standard library only)
 
 BUILDS = {"bdist_wheel", "build", "build_ext", "install"}  # commands that produce importable modules
 

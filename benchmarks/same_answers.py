@@ -20,6 +20,17 @@ COMMANDS = [
      "300", "--duration", "300", "--json"],
     ["predict", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "inf2.48xlarge", "--tp", "8", "--rate", "1", "-i",
      "512", "-o", "128", "--json"],
+    # two pools (Neuron compiled batches and spot GPUs) behind the cost-aware router
+    ["simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "--pool", "inf2.48xlarge:tp=8:replicas=2", "--pool",
+     "p5.48xlarge:purchase=spot:spot_rate=0.5", "--router", "cost-aware", "--slo-ttft-ms", "800", "--rate", "20",
+     "-i", "700", "-o", "150", "--duration", "600", "--seed", "4", "--json"],
+    # autoscaling spot replicas, interrupted and replaced
+    ["simulate", "-m", "meta-llama/Llama-3.1-8B-Instruct", "-H", "g6e.xlarge", "--autoscale", "--max-replicas", "6",
+     "--target-inflight", "8", "--startup-s", "120", "--purchase", "spot", "--spot-interruptions-per-hour", "2",
+     "--workload", "chat-diurnal", "--duration", "3600", "--json"],
+    # experts (MoE) and prefix affinity
+    ["simulate", "-m", "Qwen/Qwen3-30B-A3B", "-H", "p5.48xlarge", "--tp", "2", "-n", "3", "--router",
+     "prefix-affinity", "--workload", "chat-diurnal", "--duration", "1800", "--json"],
 ]
 TIMINGS = {"timing_s"}
 

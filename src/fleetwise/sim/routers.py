@@ -19,6 +19,7 @@ import numpy as np
 
 from fleetwise.sim.batching import batch_policy
 from fleetwise.sim.pool import Pool, Slot
+from fleetwise.sim.replica import least_outstanding
 from fleetwise.workload.requests import Requests
 
 _MASK = (1 << 64) - 1
@@ -50,6 +51,8 @@ class Router(ABC):
 
     def ready(self, now: float) -> list[Slot]:
         """Every replica of every pool that accepts requests now."""
+        if len(self.pools) == 1:
+            return self.pools[0].ready(now)
         return [s for p in self.pools for s in p.ready(now)]
 
     @abstractmethod
@@ -63,9 +66,7 @@ def least_busy(slots: Sequence[Slot], now: float) -> Slot:
     Each replica is brought up to `now` only as far as its own decisions go (`catch_up`): a decode stretch under
     way is not split, so comparing replicas costs nothing unless one of them finished something.
     """
-    for slot in slots:
-        slot.sim.catch_up(now)
-    return min(slots, key=lambda s: (s.sim.outstanding, s.sim.index))
+    return slots[least_outstanding([slot.sim for slot in slots], now)]
 
 
 class RoundRobin(Router):
