@@ -10,7 +10,13 @@ from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.predict import PredictRequest, predict
 from fleetwise.sim import Slo, run_pool, summarize
-from fleetwise.sim.metrics import PERCENTILES, _itl_percentiles, _medians_by_bin, request_latencies
+from fleetwise.sim.metrics import (
+    PERCENTILES,
+    _itl_percentiles,
+    _medians_by_bin,
+    request_latencies,
+    weighted_percentiles,
+)
 from fleetwise.sim.request_log import RequestLog
 from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, Workload, generate
 from tests.sim.builders import MODEL
@@ -164,3 +170,21 @@ def test_medians_by_bin_equal_numpy_medians_bin_by_bin() -> None:
             assert got[b] == pytest.approx(float(np.median(finite)), rel=1e-12)
         else:
             assert np.isnan(got[b])
+
+
+@pytest.mark.parametrize("kind", ["spread", "ties", "constant", "one"])
+@pytest.mark.parametrize("blocks", [1, 7])
+def test_weighted_percentiles_equal_a_full_sort(kind: str, blocks: int) -> None:
+    rng = np.random.default_rng(3)
+    values = {"spread": rng.lognormal(size=20_000), "ties": rng.integers(0, 4, size=20_000).astype(float),
+              "constant": np.full(500, 0.25), "one": np.array([7.0])}[kind]
+    weights = rng.uniform(0.1, 40.0, size=len(values))
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    expected = [float(values[order][np.searchsorted(cumulative, p / 100 * cumulative[-1])]) for p in PERCENTILES]
+
+    def points() -> list[tuple[np.ndarray, np.ndarray]]:
+        return list(zip(np.array_split(values, blocks), np.array_split(weights, blocks), strict=True))
+
+    got = weighted_percentiles(points, float(values.min()), float(values.max()), PERCENTILES)
+    assert got == expected
