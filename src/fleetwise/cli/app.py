@@ -2,51 +2,62 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable
 
 import typer
 from pydantic import ValidationError
 from rich.markup import escape
 
 from fleetwise import __version__
-from fleetwise.cli import (
-    calibrate_cmd,
-    catalog_cmd,
-    fit_cmd,
-    models_cmd,
-    plan_cmd,
-    predict_cmd,
-    simulate_cmd,
-    workload_cmd,
-)
 from fleetwise.cli.output import err_console
 from fleetwise.errors import FleetwiseError
 from fleetwise.native import build_kind
 
-app = typer.Typer(
-    name="fleetwise",
-    help=(
-        "Plan LLM serving on AWS: Inferentia/Trainium or NVIDIA GPUs, sized and costed with evidence.\n\n"
-        "`fleetwise plan` answers the main question: the cheapest deployment (Inferentia, GPU or both) that serves "
-        "a model for a workload within latency SLOs, with a report. "
-        "`fleetwise fit MODEL` shows where a model fits, `fleetwise predict` for its latency, "
-        "throughput and cost on one replica, `fleetwise catalog` for instances and prices, `fleetwise models` "
-        "for the bundled model library. Every command takes --json."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+HELP = (
+    "Plan LLM serving on AWS: Inferentia/Trainium or NVIDIA GPUs, sized and costed with evidence.\n\n"
+    "`fleetwise plan` answers the main question: the cheapest deployment (Inferentia, GPU or both) that serves "
+    "a model for a workload within latency SLOs, with a report. "
+    "`fleetwise fit MODEL` shows where a model fits, `fleetwise predict` for its latency, "
+    "throughput and cost on one replica, `fleetwise catalog` for instances and prices, `fleetwise models` "
+    "for the bundled model library. Every command takes --json."
 )
-app.add_typer(catalog_cmd.app, name="catalog")
-app.add_typer(models_cmd.app, name="models")
-app.add_typer(workload_cmd.app, name="workload")
-app.command("plan", help=plan_cmd.PLAN_HELP)(plan_cmd.plan_command)
-app.command("fit")(fit_cmd.fit)
-app.command("predict")(predict_cmd.predict_command)
-app.command("simulate")(simulate_cmd.simulate_command)
-app.command("calibrate")(calibrate_cmd.calibrate_command)
-app.command("validate")(calibrate_cmd.validate_command)
+# command -> (module in fleetwise.cli, attribute, its help text's attribute or None); a sub-app is a Typer
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "catalog": ("catalog_cmd", "app", None),
+    "models": ("models_cmd", "app", None),
+    "workload": ("workload_cmd", "app", None),
+    "plan": ("plan_cmd", "plan_command", "PLAN_HELP"),
+    "fit": ("fit_cmd", "fit", None),
+    "predict": ("predict_cmd", "predict_command", None),
+    "simulate": ("simulate_cmd", "simulate_command", None),
+    "calibrate": ("calibrate_cmd", "calibrate_command", None),
+    "validate": ("calibrate_cmd", "validate_command", None),
+}
+
+
+def build_app(commands: Iterable[str] = COMMANDS) -> typer.Typer:
+    """The `fleetwise` app with the given commands (all by default); only their modules are imported."""
+    built = typer.Typer(name="fleetwise", help=HELP, no_args_is_help=True, add_completion=False,
+                        pretty_exceptions_enable=False, rich_markup_mode="rich")
+    built.callback()(_root)
+    for name in commands:
+        module_name, attribute, help_attribute = COMMANDS[name]
+        module = importlib.import_module(f"fleetwise.cli.{module_name}")
+        target = getattr(module, attribute)
+        if isinstance(target, typer.Typer):
+            built.add_typer(target, name=name)
+        else:
+            built.command(name, help=getattr(module, help_attribute) if help_attribute else None)(target)
+    return built
+
+
+def __getattr__(name: str) -> typer.Typer:
+    """`app`: the whole app, built when first asked for (tests, `python -m fleetwise.cli.app`)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def _version(value: bool) -> None:
@@ -55,16 +66,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """Plan LLM serving on AWS."""
 
 
+def _commands_for(args: list[str]) -> Iterable[str]:
+    """Only the command being run, when the first argument names one (the others' libraries stay unloaded);
+    every command otherwise (help, a typo to suggest against)."""
+    return (args[0],) if args and args[0] in COMMANDS else COMMANDS
+
+
 def run() -> None:
     """Run the app: user errors print one line and exit with status 2."""
     try:
-        app(prog_name="fleetwise")
+        build_app(_commands_for(sys.argv[1:]))(prog_name="fleetwise")
     except FleetwiseError as exc:
         _fail(str(exc))
     except ValidationError as exc:  # an option value that a record refuses (e.g. a negative rate)
