@@ -4,7 +4,8 @@ Run: python benchmarks/bench_simulate.py [--duration S] (seconds of chat-diurnal
 Replays the bundled chat-diurnal workload (lognormal lengths, shared system prompts, a day curve) through
 Llama-3.1-8B on four p5.48xlarge GPU replicas:
 - whole process: `fleetwise simulate ... --json` in a subprocess with the default router (imports, workload
-  generation, simulation, report and JSON included), CPU seconds from the child's rusage;
+  generation, simulation, report and JSON included), best wall time of 3 (this shared runner's noise only ever
+  slows a run down), with the child's CPU seconds from rusage;
 - in the loop: run_pool alone with each router, best of 3.
 Issue 11's target: >= 50,000 simulated requests/s whole-process at 4+ replicas and 200,000 requests.
 """
@@ -48,7 +49,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=SECONDS_FOR_200K, help="seconds of chat-diurnal")
     args = parser.parse_args()
     print(f"fleetwise simulator: {build_kind()}")
-    requests, wall, cpu = whole_process(args.duration)
+    requests, wall, cpu = min((whole_process(args.duration) for _ in range(3)), key=lambda run: run[1])
     print(f"whole process, default router, {REPLICAS} replicas: {requests:,} requests in {wall:.2f} s wall "
           f"({cpu:.2f} s CPU) = {requests / wall:,.0f} requests/s (target >= 50,000)")
     catalog, calibration = load_catalog(include_user_prices=False), bundled_calibration()
