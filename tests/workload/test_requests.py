@@ -8,15 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, SharedPrefixes, Workload, generate
-
-
-def _workload(**overrides: Any) -> Workload:
-    values: dict[str, Any] = {
-        "duration_s": 2000.0, "arrivals": Arrivals(rate_per_s=5.0),
-        "prompt_tokens": Lengths(distribution="fixed", mean=100), "output_tokens": Lengths(mean=20), "seed": 1}
-    values.update(overrides)
-    return Workload(**values)
+from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, SharedPrefixes, generate
+from tests.workload.builders import small_workload as _workload
 
 
 def _requests(arrival_s: list[float], prompt: list[int], prefix_id: list[int] | None = None,

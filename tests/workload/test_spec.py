@@ -9,16 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from fleetwise.errors import DataFileError
-from fleetwise.workload import Arrivals, Lengths, Sessions, SharedPrefixes, Workload, load_workload, save_workload
-
-
-def _workload(**overrides: Any) -> Workload:
-    values: dict[str, Any] = {
-        "duration_s": 2000.0, "arrivals": Arrivals(rate_per_s=5.0),
-        "prompt_tokens": Lengths(distribution="fixed", mean=100), "output_tokens": Lengths(mean=20), "seed": 1}
-    values.update(overrides)
-    return Workload(**values)
-
+from fleetwise.workload import Arrivals, Lengths, Sessions, SharedPrefixes, load_workload, save_workload
+from tests.workload.builders import small_workload as _workload
 
 # ---- arrivals and lengths -----------------------------------------------------------------------------------
 
