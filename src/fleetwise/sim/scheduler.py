@@ -131,7 +131,7 @@ class Scheduler:
             self.blocks.shared[request] = start // self.settings.block_tokens
             # once per request: a re-admission after preemption or a requeue is not a new hit
             served = min(start, self.prefix_tokens[request])
-            self.log.prefix_hit_tokens[request] = max(int(self.log.prefix_hit_tokens[request]), served)
+            self.log.prefix_hit_tokens[request] = max(self.log.prefix_hit_tokens[request], served)
         return start
 
     def _chunk_end(self, request: int, start: int, budget: int, now: float) -> int:
