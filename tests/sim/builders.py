@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from fleetwise.catalog import Catalog
 from fleetwise.models import load_model
-from fleetwise.sim import PoolSpec
+from fleetwise.perf import CalibrationTable
+from fleetwise.sim import PoolSpec, run_pool
 from fleetwise.workload import Arrivals, Lengths, Requests, SharedPrefixes, Workload, generate
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -23,3 +27,20 @@ def poisson(rate: float, duration: float, prompt: int = 512, output: int = 64,
     return generate(Workload(duration_s=duration, arrivals=Arrivals(rate_per_s=rate),
                              prompt_tokens=Lengths(mean=prompt), output_tokens=Lengths(mean=output),
                              shared_prefixes=prefixes, seed=seed))
+
+
+def served(spec: PoolSpec, requests: Requests, catalog: Catalog,
+           calibration: CalibrationTable) -> tuple[float, float, int]:
+    """(offered and served requests/s, preemptions) of one simulated run: offered over the arrivals' span,
+    served as completions over first arrival to last completion."""
+    log = run_pool(spec, requests, catalog, calibration).log
+    done = ~np.isnan(log.finish_s)
+    first = float(requests.arrival_s.min())
+    offered = len(requests) / max(float(requests.arrival_s.max()) - first, 1e-9)
+    return offered, float(done.sum()) / (float(log.finish_s[done].max()) - first), int(log.preemptions.sum())
+
+
+def replica_capacity(spec: PoolSpec, catalog: Catalog, calibration: CalibrationTable, prompt: int, output: int,
+                     requests: int = 1200) -> float:
+    """One replica's simulated capacity (requests/s): what it serves when `requests` arrive far faster."""
+    return served(spec, poisson(50.0, requests / 50.0, prompt, output), catalog, calibration)[1]

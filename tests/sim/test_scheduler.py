@@ -79,6 +79,51 @@ def test_a_long_prompt_is_prefilled_in_chunks_of_the_token_budget(
     assert scheduler.log.first_token_s[0] == 2.0 and len(scheduler.batch) == 1
 
 
+def test_a_waiting_prompt_is_admitted_only_with_the_blocks_of_its_whole_chunk(
+        catalog: Catalog, calibration: CalibrationTable) -> None:
+    # vLLM V1 allocates every block of the scheduled chunk at admission, or the request waits (and all behind it);
+    # admitting with one free block and a truncated chunk thrashed near capacity
+    scheduler = _scheduler(catalog, calibration, _requests([200, 200], [10, 10]), kv_blocks=20)
+    scheduler.enqueue(0)
+    scheduler.enqueue(1)
+    chunks = scheduler.chunks(budget=2048, now=0.0)
+    assert chunks == [(0, 0, 200)] and list(scheduler.waiting) == [1]  # 13 blocks needed, 7 free
+    assert scheduler.blocks.used == 13
+    scheduler.complete_chunks(chunks, 0.0)
+    assert not scheduler.can_schedule()  # it stays out until a whole chunk fits
+
+
+def test_a_step_that_preempted_admits_nobody(catalog: Catalog, calibration: CalibrationTable) -> None:
+    # two prompts fill the 20 blocks exactly; the next decode step needs a block each, so the newer one is preempted
+    scheduler = _scheduler(catalog, calibration, _requests([160, 160, 16], [50, 50, 50]), kv_blocks=20)
+    for request in range(2):
+        scheduler.enqueue(request)
+    scheduler.complete_chunks(scheduler.chunks(2048, 0.0), 0.0)
+    scheduler.enqueue(2)
+    scheduler.start_step(1.0)
+    assert scheduler.log.preemptions == [0, 1, 0] and scheduler.blocks.free() == 9
+    assert scheduler.chunks(2048, 1.0) == []  # blocks are free, but this step admits nobody
+    assert list(scheduler.waiting) == [1, 2]
+    scheduler.start_step(2.0)
+    # the next step may admit, in arrival order: request 1 needs 10 blocks, 9 are free, and nobody overtakes it
+    assert scheduler.chunks(2048, 2.0) == [] and list(scheduler.waiting) == [1, 2]
+
+
+def test_a_running_prompt_whose_next_chunk_has_no_blocks_preempts_the_newest_request_itself(
+        catalog: Catalog, calibration: CalibrationTable) -> None:
+    scheduler = _scheduler(catalog, calibration, _requests([100, 2200], [1000, 10]), kv_blocks=140)
+    scheduler.enqueue(0)
+    scheduler.enqueue(1)
+    first = scheduler.chunks(2048, 0.0)
+    assert first == [(0, 0, 100), (1, 0, 1948)] and scheduler.blocks.used == 7 + 122
+    scheduler.complete_chunks(first, 0.0)
+    scheduler.start_step(1.0)
+    # its last 252 tokens need 16 more blocks and 11 are free: it is the newest, so it gives back its blocks
+    assert scheduler.chunks(2048, 1.0) == []
+    assert scheduler.log.preemptions[1] == 1 and list(scheduler.waiting) == [1] and not scheduler.prefilling
+    assert scheduler.blocks.used == 7 and scheduler.target[1] == 2200  # recomputed from the start
+
+
 def test_a_preempted_request_resumes_without_losing_or_repeating_tokens(
         catalog: Catalog, calibration: CalibrationTable) -> None:
     prompt, output = 100, 50
@@ -91,6 +136,7 @@ def test_a_preempted_request_resumes_without_losing_or_repeating_tokens(
     assert scheduler.log.preemptions[0] == 1 and list(scheduler.waiting) == [0]
     assert scheduler.blocks.used == 0 and len(scheduler.batch) == 0
     assert scheduler.target[0] == prompt + 10  # prompt and what it generated (the 11th token's KV never existed)
+    scheduler.start_step(1.0)  # a new step: admission resumes after the step that preempted
     scheduler.complete_chunks(scheduler.chunks(2048, 1.0), 1.0)  # recompute
     context = scheduler.batch.offsets[0] + scheduler.batch.step
     assert context + scheduler.batch.steps_to_next_finish() == prompt + output  # exactly the tokens still owed
@@ -172,6 +218,7 @@ def test_a_prefix_hit_is_counted_once_however_often_the_request_is_readmitted(
     assert scheduler.blocks.covers[3] == 496 and scheduler.log.prefix_hit_tokens[0] == 0
     scheduler.enqueue(1)
     for attempt in range(3):
+        scheduler.start_step(1.0 + attempt)
         scheduler.complete_chunks(scheduler.chunks(2048, 1.0 + attempt), 1.0 + attempt)
         assert scheduler.log.prefix_hit_tokens[1] == 496
         scheduler.preempt_newest()  # re-admission hits again, but it is not a new hit
@@ -257,7 +304,7 @@ def test_the_prefix_hit_rate_stays_a_share_under_preemption(catalog: Catalog, ca
 @pytest.mark.xfail(strict=True, reason=(
     "Scheduler._prefill_done (sim/scheduler.py) caches a prefix only when the prompt computing it finishes, and "
     "Scheduler.chunks admits the next request in that prompt's last step, so it misses, recomputes the prefix "
-    "from scratch and evicts the cached copy to make room (Scheduler._chunk_end -> BlockManager.make_room); the "
+    "from scratch and evicts the cached copy to make room (Scheduler._admit -> BlockManager.make_room); the "
     "next request then misses too: a queue of prompts sharing a 30,000-token prefix on g6.xlarge never hits"))
 def test_prompts_queued_behind_a_shared_long_prefix_reuse_it_once_cached(
         catalog: Catalog, calibration: CalibrationTable) -> None:

@@ -122,13 +122,11 @@ class ReplicaSim:
     def _scheduled_step(self) -> None:
         self._stretch = None
         scheduler, policy, batch = self.scheduler, self.policy, self.scheduler.batch
+        scheduler.start_step(self.clock)
+        chunks = scheduler.chunks(scheduler.budget(), self.clock)
         decode_seqs, decode_attended = 0.0, 0.0
-        if batch.offsets and policy.decodes_with_prefill:
-            scheduler.grow_decode_blocks(1, self.clock)
-            if batch.offsets:  # preemption may have emptied the batch
-                decode_seqs, decode_attended = policy.decode_load(batch)
-        budget = self.settings.max_batched_tokens - (len(batch.offsets) if self.cost.chunked_prefill else 0)
-        chunks = scheduler.chunks(budget, self.clock)
+        if batch.offsets and policy.decodes_with_prefill:  # after the chunks: a prompt's blocks may preempt one
+            decode_seqs, decode_attended = policy.decode_load(batch)
         if not chunks and not decode_seqs:
             scheduler.unstick()
             return

@@ -1,10 +1,14 @@
 """A replica's scheduler: waiting queue, admission, chunked prefill, KV blocks and preemption.
 
-It follows vLLM's scheduler in outline: each step decodes one token for every running sequence and spends the
-rest of the token budget (`max_batched_tokens`) on prompt chunks, admitting waiting requests in arrival order
-while sequence slots and KV blocks last; a sequence that needs a block when none is free preempts the most
-recently admitted running request, which gives back its blocks and is recomputed later (recompute preemption).
-Whole blocks of a shared prefix, and a conversation's context after each turn, stay in the prefix cache.
+It follows vLLM's V1 scheduler (vllm/v1/core/sched/scheduler.py, `Scheduler.schedule`, release v0.8.3, read
+2026-11-29): each step first serves the running requests (one decode token each, then the rest of the running
+prompts' chunks), allocating the KV blocks each needs; when a running request cannot get them, the most recently
+admitted running request is preempted (recompute: it gives back its blocks and waits at the head of the queue,
+its prompt and the tokens it generated to be recomputed), and the request itself if it is the newest. Then, only
+if that step preempted nobody, waiting requests are admitted in arrival order while sequence slots and the token
+budget (`max_batched_tokens`) last, each with the KV blocks of the whole chunk it is scheduled: a request whose
+chunk does not fit waits, and nothing behind it is admitted. Whole blocks of a shared prefix, and a
+conversation's context after each turn, stay in the prefix cache.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ class ReplicaSettings:
 class Scheduler:
     """Which requests run, how far each prompt gets this step, and who is preempted when blocks run out."""
 
-    __slots__ = ("admitted", "batch", "blocks", "index", "log", "output_tokens", "policy", "prefilling",
-                 "prefix_id", "prefix_tokens", "prompt_tokens", "session_id", "settings", "target", "waiting")
+    __slots__ = ("admitted", "batch", "blocks", "index", "log", "output_tokens", "policy", "preempted_in_step",
+                 "prefilling", "prefix_id", "prefix_tokens", "prompt_tokens", "session_id", "settings", "target",
+                 "waiting")
 
     def __init__(self, index: int, settings: ReplicaSettings, requests: Requests, log: RequestRecord,
                  policy: BatchPolicy) -> None:
@@ -57,6 +62,7 @@ class Scheduler:
         self.target: dict[int, int] = {}  # prompt tokens to (re)compute per admitted or waiting request
         self.prefilling: dict[int, int] = {}  # admitted, prompt tokens computed so far
         self.admitted: dict[int, None] = {}  # running requests in admission order (preempt from the end)
+        self.preempted_in_step = False  # a step that preempted admits nobody (vLLM: `if not preempted_reqs`)
 
     @property
     def outstanding(self) -> int:
@@ -74,78 +80,124 @@ class Scheduler:
         self.waiting.append(request)
 
     def can_schedule(self) -> bool:
-        """True when this step has prompt work: a partial prefill, or an admissible waiting request."""
+        """True when the next step has prompt work: a partial prefill, or a waiting request whose first chunk
+        gets its KV blocks after the running sequences have grown theirs."""
         if self.prefilling:
             return True
-        if not self.waiting or len(self.prefilling) + len(self.batch.offsets) >= self.settings.max_seqs:
+        if not self.waiting or len(self.batch.offsets) >= self.settings.max_seqs:
             return False
-        need = 1 if self.policy.cost.chunked_prefill else self.blocks.blocks(self.target[self.waiting[0]])
-        free = self.blocks.free()
-        return free >= need or free + self.blocks.evictable() >= need
+        budget = self.budget()
+        if budget <= 0:
+            return False
+        request = self.waiting[0]
+        start, entry = self._cached_start(request)
+        need = self._chunk_blocks(request, start, budget)
+        if self.policy.decodes_with_prefill:
+            need += max(self.batch.new_blocks(1), 0)
+        blocks = self.blocks
+        free = blocks.free()
+        if free >= need:
+            return True
+        evictable = blocks.evictable()
+        if entry >= 0 and not blocks.users.get(entry):
+            evictable -= blocks.cache[entry]  # the entry it would use is pinned, not evicted
+        return free + evictable >= need
+
+    def budget(self) -> int:
+        """Prompt tokens a step may compute: the token budget less one per decoding sequence (chunked prefill)."""
+        decoding = len(self.batch.offsets) if self.policy.cost.chunked_prefill else 0
+        return self.settings.max_batched_tokens - decoding
+
+    def _cached_start(self, request: int) -> tuple[int, int]:
+        """(prompt tokens a prefix-cache hit would skip, the cached entry hit or -1), without pinning it."""
+        prefix = self.prefix_id[request]
+        if not self.settings.prefix_caching or prefix < 0 or prefix not in self.blocks.cache:
+            return 0, -1
+        return self.blocks.hit_tokens(prefix, self.target[request]), prefix
+
+    def _chunk_end(self, request: int, start: int, budget: int) -> int:
+        """Where this step's chunk of a prompt ends: the whole prompt, or the token budget's worth (chunked)."""
+        target = self.target[request]
+        return min(target, start + budget) if self.policy.cost.chunked_prefill else target
+
+    def _chunk_blocks(self, request: int, start: int, budget: int) -> int:
+        """New KV blocks a chunk starting at `start` needs (blocks before `start` are held already)."""
+        return self.blocks.blocks(self._chunk_end(request, start, budget)) - self.blocks.blocks(start)
 
     # ---- one step with prompt work ------------------------------------------------------------------
 
+    def start_step(self, now: float) -> None:
+        """Begin a step with prompt work: the decoding sequences get the block for their next token first."""
+        self.preempted_in_step = False
+        if self.batch.offsets and self.policy.decodes_with_prefill:
+            self.grow_decode_blocks(1, now)
+
     def chunks(self, budget: int, now: float) -> list[Chunk]:
-        """Prompt chunks for this step: running prefills first, then admissions while slots and blocks last."""
+        """Prompt chunks for this step: running prefills first (preempting when their blocks run out), then, if
+        nobody was preempted, admissions while slots, budget and blocks for each whole chunk last."""
         chunks: list[Chunk] = []
         for request in list(self.prefilling):
             if budget <= 0:
                 break
+            if request not in self.prefilling:
+                continue  # preempted to make room for an older prompt's chunk
             start = self.prefilling[request]
-            end = self._chunk_end(request, start, budget, now)
-            if end > start:
-                chunks.append((request, start, end))
-                budget -= end - start
+            end = self._chunk_end(request, start, budget)
+            if not self._allocate_running(request, start, end, now):
+                break  # it preempted itself: nothing newer is left running
+            chunks.append((request, start, end))
+            budget -= end - start
+        if self.preempted_in_step:
+            return chunks
         one_prompt = self.policy.one_prompt_per_step
         while (budget > 0 and self.waiting and len(self.prefilling) + len(self.batch.offsets) < self.settings.max_seqs
                and not (one_prompt and chunks)):
             request = self.waiting[0]
-            admitted = self._admit(request, now)
+            admitted = self._admit(request, budget, now)
             if admitted is None:
                 break
+            start = admitted
             self.waiting.popleft()
             if math.isnan(self.log.admitted_s[request]):
                 self.log.admitted_s[request] = now
-            self.prefilling[request] = admitted
+            self.prefilling[request] = start
             self.admitted[request] = None
-            end = self._chunk_end(request, admitted, budget, now)
-            if end <= admitted:
-                break
-            chunks.append((request, admitted, end))
-            budget -= end - admitted
+            end = self._chunk_end(request, start, budget)
+            chunks.append((request, start, end))
+            budget -= end - start
         return chunks
 
-    def _admit(self, request: int, now: float) -> int | None:
-        """Where an admitted request's prefill starts (after a cached prefix), or None if no block is free."""
-        start = 0
-        prefix = self.prefix_id[request]
-        hit = self.settings.prefix_caching and prefix >= 0 and prefix in self.blocks.cache
-        if hit:
-            start = self.blocks.hit(request, prefix, self.target[request])
-        need = 1 if self.policy.cost.chunked_prefill else self.blocks.blocks(self.target[request] - start)
+    def _allocate_running(self, request: int, start: int, end: int, now: float) -> bool:
+        """Blocks for a running prompt's chunk, preempting the newest running requests until they fit; False if
+        the request itself had to go."""
+        blocks = self.blocks
+        need = blocks.blocks(end) - blocks.blocks(start)
+        while need > 0 and not blocks.make_room(need, now):
+            victim = next(reversed(self.admitted))
+            self.preempt_newest()
+            if victim == request:
+                return False
+        blocks.used += max(need, 0)
+        return True
+
+    def _admit(self, request: int, budget: int, now: float) -> int | None:
+        """Where an admitted request's prefill starts (after a cached prefix), with the blocks of its whole first
+        chunk allocated; None if they cannot be (it waits)."""
+        start, prefix = self._cached_start(request)
+        if prefix >= 0:
+            self.blocks.pin(request, prefix)
+        need = self._chunk_blocks(request, start, budget)
         if not self.blocks.make_room(need, now):
             self.blocks.unpin(request)
             return None
-        if hit:
+        self.blocks.used += need
+        if prefix >= 0:
             self.blocks.cache.move_to_end(prefix)
             self.blocks.shared[request] = start // self.settings.block_tokens
             # once per request: a re-admission after preemption or a requeue is not a new hit
             served = min(start, self.prefix_tokens[request])
             self.log.prefix_hit_tokens[request] = max(self.log.prefix_hit_tokens[request], served)
         return start
-
-    def _chunk_end(self, request: int, start: int, budget: int, now: float) -> int:
-        """How far this step gets with the request's prompt, allocating the blocks the chunk needs."""
-        target = self.target[request]
-        end = target if not self.policy.cost.chunked_prefill else min(target, start + budget)
-        blocks = self.blocks
-        have = blocks.blocks(start)
-        need = blocks.blocks(end) - have
-        if need > 0 and not blocks.make_room(need, now):
-            end = min(end, (have + max(blocks.free(), 0)) * self.settings.block_tokens)
-            need = max(blocks.blocks(end) - have, 0)
-        blocks.used += max(need, 0)
-        return max(end, start)
 
     def complete_chunks(self, chunks: list[Chunk], now: float) -> list[int]:
         """Record the step's progress; prompts that finished produced their first token. Returns requests that
@@ -179,6 +231,8 @@ class Scheduler:
     def unstick(self) -> None:
         """No prompt got a block and nothing decodes: free blocks by preempting the newest running request; if it
         is the only one, it cannot be served here and is dropped, so the replica always makes progress."""
+        if self.preempted_in_step:
+            return  # this step freed blocks already; the next one admits
         if len(self.admitted) > 1 or self.batch.offsets:
             self.preempt_newest()
             return
@@ -207,6 +261,7 @@ class Scheduler:
     def preempt_newest(self) -> None:
         """Recompute preemption: the most recently admitted running request gives back its blocks and waits."""
         request, _ = self.admitted.popitem()
+        self.preempted_in_step = True
         if request in self.batch.offsets:
             context = self.batch.remove(request)
             self.batch.drop_finish(request)
