@@ -13,7 +13,8 @@ from fleetwise.perf import CalibrationTable
 from fleetwise.plan.capacity import GRID_POINTS, MAX_COMPILED_BATCH, Option, build_options
 from fleetwise.plan.demand import Demand, build_demand
 from fleetwise.plan.result import Rejected
-from fleetwise.plan.spec import PlanSpec
+from fleetwise.plan.spec import PlanSpec, Slos
+from tests.sim.builders import pool_spec, replica_capacity
 
 LLAMA_70B = "meta-llama/Llama-3.1-70B-Instruct"
 
@@ -148,3 +149,20 @@ def test_screened_latency_rises_with_load_and_falls_with_replicas(default: Scree
     assert two[0] <= one[0] and two[1] <= one[1]
     assert light[0] <= one[0] and light[1] <= one[1]
     assert two[0] < one[0] or two[1] < one[1]
+
+
+@pytest.mark.parametrize(("model", "hardware", "tp", "prompt", "output"), [
+    (LLAMA_70B, "p4de.24xlarge", 2, 1024, 256),  # issue 18's case: A100-80GB, TP=2
+    ("meta-llama/Llama-3.1-8B-Instruct", "g6e.xlarge", 1, 2000, 300),
+])
+def test_screening_capacity_agrees_with_the_simulated_replica_within_ten_percent(
+        catalog: Catalog, calibration: CalibrationTable, model: str, hardware: str, tp: int, prompt: int,
+        output: int) -> None:
+    # with SLOs out of reach the screening capacity is the throughput limit, which the simulator finds by overload
+    slo = Slos(ttft_p95_ms=1e9, tpot_p95_ms=1e9)
+    screened = _screen(PlanSpec(model=model, rate_per_s=1.0, input_tokens=prompt, output_tokens=output,
+                                instances=[hardware], dtypes=["bf16"], slo=slo), catalog, calibration)
+    option, = [o for o in screened.options if o.tp == tp and o.engine == "vllm"]
+    simulated = replica_capacity(pool_spec(model=load_model(model), hardware=hardware, tp=tp), catalog, calibration,
+                                 prompt, output)
+    assert float(option.capacity[0]) == pytest.approx(simulated, rel=0.10)

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from fleetwise.dtypes import WeightDType, kv_cache_bytes
 from fleetwise.engines.compat import kv_share_per_rank
 from fleetwise.errors import FleetwiseError
-from fleetwise.fit.memory import weight_bytes_per_device
+from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS, weight_bytes_per_device
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import Efficiency
 from fleetwise.perf.hardware import ReplicaHardware
@@ -54,6 +54,7 @@ class ReplicaArrays:
     experts_per_token: Array
     pads_prompts: Array  # 1.0 where prompts are padded to compiled power-of-two buckets (Neuron)
     chunked_prefill: Array  # 1.0 where the engine folds prompt chunks into decode steps
+    batched_tokens: Array  # tokens one step may compute (vLLM max_num_batched_tokens)
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -134,4 +135,5 @@ def _figures(config: ReplicaConfig) -> dict[str, object]:
         "experts_per_token": model.moe.experts_per_token if model.moe else 0,
         "pads_prompts": 1.0 if hw.engine.compiled_shapes.value else 0.0,
         "chunked_prefill": 1.0 if hw.engine.chunked_prefill.value else 0.0,
+        "batched_tokens": float(hw.engine.batched_token_limit or FALLBACK_BATCHED_TOKENS),
     }

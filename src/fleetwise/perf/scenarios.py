@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from fleetwise.perf.replica_arrays import Array, ReplicaArrays
-from fleetwise.perf.step_time import StepTimes, decode_step, prefill_step
+from fleetwise.perf.step_time import StepTimes, causal_attended, columns, decode_step, mixed_step, prefill_step
 
 DECODE_SAMPLES = 32  # contexts sampled along a request's decode to average step times (exact for linear costs)
 
@@ -82,18 +82,34 @@ def static_batch(r: ReplicaArrays, batch: Array | float, input_tokens: Array | f
 
 def _cycle(r: ReplicaArrays, active: Array, i: Array, o: Array, compiled_batch: Array,
            samples: int = DECODE_SAMPLES) -> tuple[Array, Array, StepTimes, StepTimes]:
-    """A request's service time with `active` sequences in flight, and what other requests' prefills cost it.
+    """A request's service time with `active` sequences in flight, and the engine time one prompt takes (for the
+    admission wait).
 
     Its own prefill, then its decode steps, during which each of the other active requests is prefilled once.
-    An engine with chunked prefill folds those prompts into decode steps that stream the weights anyway, so they
-    cost only their compute and all-reduces; without it a prefill is a step of its own that stalls decoding.
+    An engine with chunked prefill folds those prompts, a token budget's worth per step, into the decode steps of
+    the others: each chunk costs what it adds to the step it rides on (its compute hides under the weights' and
+    KV reads where the step is memory-bound); without it a prefill is a step of its own that stalls decoding.
     """
     prefill = prefill_step(r, np.ones_like(active), i)
-    interleaved = np.where(r.chunked_prefill[:, None] > 0, prefill.compute_s + prefill.communication_s,
-                           prefill.total_s)
+    chunked = r.chunked_prefill[:, None] > 0
+    interleaved = np.where(chunked, prefill.compute_s + prefill.communication_s, prefill.total_s)  # engine time
+    added = np.where(chunked, _folded_prompt_s(r, active, i, o), prefill.total_s)  # what it adds to others' steps
     tpot_mean, median = _decode_profile(r, _decode_batch(r, active, compiled_batch), i, o, samples)
-    cycle = prefill.total_s + np.maximum(active - 1.0, 0.0) * interleaved + (o - 1.0) * tpot_mean
+    cycle = prefill.total_s + np.maximum(active - 1.0, 0.0) * added + (o - 1.0) * tpot_mean
     return cycle, interleaved, prefill, median
+
+
+def _folded_prompt_s(r: ReplicaArrays, active: Array, i: Array, o: Array) -> Array:
+    """What one prompt adds to the decode steps of the `active` − 1 others: near capacity prompts queue, so each
+    step carries a full token budget of prompt chunks, and a prompt costs its share of what that adds."""
+    others = np.maximum(active - 1.0, 1.0)
+    budget = np.maximum(r.batched_tokens[:, None] - others, 1.0)
+    share = i / budget  # of a full chunk step
+    context = i + 1.0 + np.maximum(o - 1.0, 1.0) / 2.0  # the others' mean context
+    attended = causal_attended(columns(r), 0.0, i) / share
+    mixed = mixed_step(r, others, context, budget, attended, 1.0 / share).total_s
+    alone = decode_step(r, others, context).total_s
+    return share * np.maximum(mixed - alone, 0.0)
 
 
 def closed_loop(r: ReplicaArrays, concurrency: Array | float, input_tokens: Array | float,
@@ -164,10 +180,11 @@ def load_point(r: ReplicaArrays, active: Array | float, input_tokens: Array | fl
     cycle, interleaved, prefill, _ = _cycle(r, c, i, o, _column(compiled_batch, n), samples=8)
     rate = c / cycle
     busy = rate * interleaved
-    wait = np.where(busy < 1.0, busy * interleaved / (2.0 * (1.0 - np.minimum(busy, 0.999))), np.inf)
-    ttft = prefill.total_s + wait
-    tpot = _per_request_tpot(cycle + wait, ttft, o)
-    return LoadPoint(rate[:, 0], ttft[:, 0], tpot[:, 0], (busy < 1.0)[:, 0])
+    stable = busy < 1.0
+    wait = np.where(stable, busy * interleaved / (2.0 * (1.0 - np.minimum(busy, 0.999))), 0.0)
+    ttft = np.where(stable, prefill.total_s + wait, np.inf)
+    tpot = np.where(stable, _per_request_tpot(cycle + wait, prefill.total_s + wait, o), np.inf)
+    return LoadPoint(rate[:, 0], ttft[:, 0], tpot[:, 0], stable[:, 0])
 
 
 def smallest_compiled_batch(arrays: ReplicaArrays, rate: float, input_tokens: float, output_tokens: float,

@@ -194,6 +194,18 @@ def decode_step(r: ReplicaArrays, batch: Array | float, context_tokens: Array | 
     return _step_times(parts, np.broadcast_shapes(np.shape(batch), np.shape(attended), (len(r), 1)))
 
 
+def mixed_step(r: ReplicaArrays, batch: Array | float, context_tokens: Array | float, chunk_tokens: Array | float,
+               chunk_attended: Array | float, chunk_last: Array | float) -> StepTimes:
+    """One step that decodes `batch` sequences of `context_tokens` each and prefills a prompt chunk (chunked
+    prefill): `chunk_attended` attended tokens over its tokens and layers, `chunk_last` prompts ending in it."""
+    c = columns(r)
+    batch = np.asarray(batch, dtype=np.float64)
+    attended = attended_tokens(c, bucketed(c, context_tokens))
+    parts = step_parts(c, batch, batch * attended, chunk_tokens, chunk_attended, chunk_last)
+    return _step_times(parts, np.broadcast_shapes(np.shape(batch), np.shape(attended), np.shape(chunk_tokens),
+                                                  (len(r), 1)))
+
+
 # ---- one configuration, step by step: the simulator's predictor ----------------------------------------------
 
 AFFINE_REFERENCE = float(2 ** 30)  # how far each argument is moved to read a slope (a power of two: exact division)
