@@ -238,14 +238,14 @@ def ratio(ours: float, theirs: float) -> float:
 def print_rate(label: str, fw: Run, vd: Run) -> list[float]:
     """The table for one trace; returns the p50 ratios (TTFT, TPOT, E2E)."""
     print(f"{label}: {fw.completed:,} / {vd.completed:,} requests completed (fleetwise / Vidur)")
-    print(f"  {'':10}{'fleetwise p50':>14}{'p90':>10}{'Vidur p50':>12}{'p90':>10}{'ratio p50':>11}{'p90':>7}")
+    print(f"  {'':10}{'fleetwise p50':>14}{'p90':>10}{'Vidur p50':>12}{'p90':>10}{'ratio p50':>11}{'p90':>9}")
     ratios = []
     for name, ours, theirs, digits in (("TTFT ms", fw.ttft_ms, vd.ttft_ms, 0), ("TPOT ms", fw.tpot_ms, vd.tpot_ms, 1),
                                        ("E2E s", fw.e2e_s, vd.e2e_s, 2)):
         r50, r90 = ratio(ours[0], theirs[0]), ratio(ours[1], theirs[1])
         ratios.append(r50)
         print(f"  {name:10}{ours[0]:>14,.{digits}f}{ours[1]:>10,.{digits}f}{theirs[0]:>12,.{digits}f}"
-              f"{theirs[1]:>10,.{digits}f}{r50:>11.2f}{r90:>7.2f}")
+              f"{theirs[1]:>10,.{digits}f}{r50:>11,.2f}{r90:>9,.2f}")
     print(f"  preemptions {fw.preemptions:,} / {vd.preemptions:,} (Vidur: restarts); process wall / CPU s: "
           f"fleetwise {fw.wall_s:.1f} / {fw.cpu_s:.1f}, Vidur {vd.wall_s:.1f} / {vd.cpu_s:.1f}"
           f"{' (cold: it fitted its step-time models)' if vd.fitted else ''}")
