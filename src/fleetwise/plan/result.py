@@ -288,6 +288,7 @@ class PlanResult:
     sources: list[SourceRow]
     what_if: list[WhatIf | WhatIfError]
     timing_s: float
+    simulations: int = 0  # serving-simulator runs this plan made (what-ifs included)
 
     @property
     def rejected_counts(self) -> dict[str, int]:
