@@ -318,7 +318,11 @@ def test_an_option_whose_checks_stopped_costs_at_least_the_recommendation(infere
     stopped = [r for r in inferentia.rejected if "stopped being added" in r.reason]
     assert stopped  # the second inf2.48xlarge shape needed more replicas than could still beat the first
     for rejected in stopped:
-        assert rejected.category == "costs more" and by_name[rejected.option].monthly_usd >= rec.monthly_usd
+        row = by_name[rejected.option]
+        assert rejected.category == "costs more" and row.monthly_usd >= rec.monthly_usd
+        assert row.verified is not None and row.verified.stopped  # the JSON says its cost is a lower bound
+    assert not any(o.verified.stopped for o in inferentia.options if o.verified is not None
+                   and o.name not in {r.option for r in stopped})
 
 
 def test_every_plan_counts_its_simulations_and_a_price_what_if_reuses_them(catalog: Catalog) -> None:

@@ -124,7 +124,8 @@ def _print(result: PlanResult, top: int) -> None:
         v = row.verified
         ttft, tpot = (v.ttft_ms_p95, v.tpot_ms_p95) if v is not None else (row.predicted.ttft_ms_p95,
                                                                            row.predicted.tpot_ms_p95)
-        check = "screened" if v is None else ("simulated" if v.passed else "FAILS in simulation")
+        check = "screened" if v is None else ("stopped: could not win" if v.stopped else
+                                              "simulated" if v.passed else "FAILS in simulation")
         if v is not None and v.replicas_added:
             check += f" (+{v.replicas_added} replicas)"
         ranked.add_row(str(row.rank), row.name, fmt(row.monthly_usd, 0), fmt(row.usd_per_million_output_tokens, 3),

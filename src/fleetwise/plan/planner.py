@@ -111,8 +111,8 @@ def _outcome(spec: PlanSpec, checker: Checker, chosen: Chosen, singles: list[Dep
         (simulated.get(name, p.deployment), p.check, p.added) for name, p in checker.peak.items()]
     if not spec.verify and mix is not None:
         checked.append((mix, None, 0))  # ranked with the single pools, as screened
-    ranked = _ranked(singles, checked, best, checker.verifier.context.demand, failed)
     stopped = checker.stopped()
+    ranked = _ranked(singles, checked, best, checker.verifier.context.demand, failed, stopped)
     rejected += [_costs_more(r, best, r.name in stopped) for r in ranked
                  if r.name != best.name and r.monthly_usd >= best.monthly_usd and r.name not in failed]
     standing = [s for s in singles if s.name not in failed]
@@ -174,7 +174,7 @@ def _best_mix(spec: PlanSpec, options: list[Option], rates: np.ndarray,
 
 
 def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]], best: Deployment,
-            demand: Demand, failed: set[str]) -> list[OptionRow]:
+            demand: Demand, failed: set[str], stopped: set[str]) -> list[OptionRow]:
     """Options ranked by monthly cost: simulated ones with their p95s, the rest as screened; failures last."""
     by_name = {d.name: (d, c, a) for d, c, a in checked}
     rows: list[OptionRow] = []
@@ -187,7 +187,8 @@ def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | N
         if deployment.name == best.name:
             deployment = best
         # a failure at the peak, or in an hour of the day (see `rejected`)
-        rows.append(option_row(deployment, check, added, demand, failed=deployment.name in failed))
+        rows.append(option_row(deployment, check, added, demand, failed=deployment.name in failed,
+                               stopped=deployment.name in stopped))
     rows.sort(key=lambda r: (r.verified is not None and not r.verified.passed, r.monthly_usd))
     return [replace(row, rank=rank) for rank, row in enumerate(rows, 1)]
 

@@ -84,6 +84,7 @@ class Verified:
     requests: int
     passed: bool
     replicas_added: int
+    stopped: bool = False  # replicas stopped being added once it could no longer win: its cost is a lower bound
 
 
 @dataclass(frozen=True)
