@@ -133,12 +133,12 @@ def _excess(spec: PlanSpec, check: Check) -> float:
 
 
 def peak_step(count: int) -> int:
-    """Replicas a peak-hour miss adds first: a tenth of the pool, at least one."""
+    """Replicas a pool that misses at the peak gets per round: a tenth of the pool, at least one."""
     return max(1, math.ceil(0.1 * count))
 
 
 def hour_step(count: int) -> int:
-    """Replicas an hour's miss adds first: one."""
+    """Replicas a pool that misses in an hour gets per round: one."""
     return 1
 
 
