@@ -313,6 +313,30 @@ def test_cheaper_options_never_simulated_are_listed_as_not_verified(inferentia: 
         assert f"beyond the {simulated} options simulated" in rejected.reason
 
 
+def test_an_option_whose_checks_stopped_costs_at_least_the_recommendation(inferentia: PlanResult) -> None:
+    rec = inferentia.recommendation
+    by_name = {o.name: o for o in inferentia.options}
+    stopped = [r for r in inferentia.rejected if "stopped being added" in r.reason]
+    assert stopped  # the second inf2.48xlarge shape needed more replicas than could still beat the first
+    for rejected in stopped:
+        row = by_name[rejected.option]
+        assert rejected.category == "costs more" and row.monthly_usd >= rec.monthly_usd
+        assert row.verified is not None and row.verified.stopped  # the JSON says its cost is a lower bound
+    assert not any(o.verified.stopped for o in inferentia.options if o.verified is not None
+                   and o.name not in {r.option for r in stopped})
+
+
+def test_every_plan_counts_its_simulations_and_a_price_what_if_reuses_them(catalog: Catalog) -> None:
+    spec = PlanSpec(rate_per_s=2, input_tokens=300, output_tokens=50, instances=["g6e"], dtypes=["bf16"])
+    base = plan(spec, catalog=catalog)
+    assert base.simulations >= 2  # the peak, and the day (one flat load: one hour simulated)
+    assert plan(spec.replace(verify=False), catalog=catalog).simulations == 0
+    priced = plan(spec.replace(what_if=["spot_price=+30%"]), catalog=catalog)
+    assert priced.simulations == base.simulations  # the same traffic: the what-if's runs were all made already
+    busier = plan(spec.replace(what_if=["traffic=2x"]), catalog=catalog)
+    assert busier.simulations > base.simulations  # new traffic: simulated afresh
+
+
 # --- a mix that wins -------------------------------------------------------------------------------------------
 
 

@@ -10,7 +10,8 @@ import pytest
 from fleetwise.plan.result import SCHEMA_VERSION, PlanResult, Rejected, WhatIf, WhatIfError
 
 TOP_LEVEL = {"schema_version", "question", "recommendation", "comparison", "options", "rejected", "rejected_counts",
-             "schedule", "buckets", "capacity_curve", "verification", "what_if", "assumptions", "sources", "timing_s"}
+             "schedule", "buckets", "capacity_curve", "verification", "what_if", "assumptions", "sources", "timing_s",
+             "simulations"}
 
 
 @pytest.fixture(scope="module")

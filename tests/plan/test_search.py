@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
@@ -15,7 +16,7 @@ from fleetwise.plan.costing import Deployment, buy_pool
 from fleetwise.plan.result import Rejected
 from fleetwise.plan.search import EXTRA_FINALISTS, KIND_CHECKS, Checker, best_of_kind, search
 from fleetwise.plan.spec import PlanSpec
-from fleetwise.plan.verify import Check
+from fleetwise.plan.verify import Check, Day, Peak
 from tests.plan.synthetic import option, single
 
 SPEC = PlanSpec(purchase=["on-demand"], startup_s=0)
@@ -31,7 +32,8 @@ def _grown(deployment: Deployment, factor: int) -> Deployment:
 
 @dataclass
 class FakeVerifier:
-    """Peak and day checks decided in advance by deployment name; every call recorded."""
+    """Peak and day checks decided in advance by deployment name; every call and its bound recorded. A deployment
+    that needs more replicas than the bound allows stops, as the real sizing does."""
 
     spec: PlanSpec = SPEC
     miss_peak: set[str] = field(default_factory=set)
@@ -39,23 +41,27 @@ class FakeVerifier:
     grow: dict[str, int] = field(default_factory=dict)  # name -> replica factor the peak check needs
     peak_calls: list[str] = field(default_factory=list)
     day_calls: list[str] = field(default_factory=list)
+    bounds: list[float] = field(default_factory=list)
 
     @property
     def context(self) -> SimpleNamespace:
         return SimpleNamespace(spec=self.spec)
 
-    def peak(self, deployment: Deployment) -> tuple[Deployment, Check, int]:
+    def peak(self, deployment: Deployment, bound: float = math.inf) -> Peak:
         self.peak_calls.append(deployment.name)
+        self.bounds.append(bound)
         factor = self.grow.get(deployment.name, 1)
         grown = _grown(deployment, factor) if factor > 1 else deployment
         added = sum(int(p.replicas.max()) for p in grown.pools) - sum(int(p.replicas.max()) for p in deployment.pools)
-        return grown, MISS if deployment.name in self.miss_peak else PASS, added
+        if factor > 1 and grown.monthly_usd >= bound:
+            return Peak(grown, MISS, added, stopped=True)
+        return Peak(grown, MISS if deployment.name in self.miss_peak else PASS, added)
 
-    def day(self, deployment: Deployment) -> tuple[Deployment, list[Check]]:
+    def day(self, deployment: Deployment, bound: float = math.inf) -> Day:
         self.day_calls.append(deployment.name)
-        if deployment.name in self.miss_day:
-            return deployment, [PASS] * 7 + [MISS]  # the day check stops at the first hour that misses
-        return deployment, [PASS] * 24
+        if deployment.name in self.miss_day:  # the day check stops at the first hour that misses
+            return Day(deployment, {**{h: PASS for h in range(7)}, 7: MISS}, missed=7)
+        return Day(deployment, {h: PASS for h in range(24)})
 
 
 def _singles(prices: list[float], kind: str = "gpu", prefix: str = "o") -> list[Deployment]:
@@ -212,6 +218,7 @@ def test_simulated_costs_are_the_grown_ones() -> None:
     checker = Checker(FakeVerifier(grow={deployment.name: 2}), [])  # type: ignore[arg-type]
     chosen = checker.whole(deployment)
     assert chosen is not None and chosen[2] == 1  # one replica added
+    assert len(chosen[3]) == 24 and all(c.passed for c in chosen[3])  # the day's checks, in hour order
     assert checker.simulated()[deployment.name].monthly_usd == pytest.approx(2 * deployment.monthly_usd)
 
 
@@ -250,3 +257,54 @@ def test_best_of_kind_without_verification_is_the_cheapest_screened() -> None:
     fake = FakeVerifier(spec=SPEC.replace(verify=False))
     assert best_of_kind(Checker(fake, []), neurons, "neuron") is neurons[0]  # type: ignore[arg-type]
     assert fake.peak_calls == []
+
+
+# --- early stop: replicas are added only while a deployment could still win ------------------------------------
+
+
+def test_checks_after_the_first_winner_are_bounded_by_its_cost() -> None:
+    singles = _singles([1.0, 2.0, 3.0])
+    fake = FakeVerifier(spec=SPEC.replace(finalists=3), grow={singles[1].name: 3})
+    checker, chosen = _search(fake, singles)
+    assert chosen is not None and chosen[0] is singles[0]
+    assert fake.bounds == [math.inf, singles[0].monthly_usd, singles[0].monthly_usd]
+    assert checker.stopped() == {singles[1].name} and not checker.failed()  # it could not win: not a failure
+    assert fake.day_calls == [singles[0].name]
+
+
+def test_a_check_stopped_by_one_bound_resumes_under_a_higher_one() -> None:
+    gpu = single(SPEC, option("g.x", [1.0], 1.0, kind="gpu"))
+    neuron = single(SPEC, option("n.x", [1.0], 1.5, kind="neuron"))
+    fake = FakeVerifier(spec=SPEC.replace(finalists=2), grow={neuron.name: 2})
+    checker, chosen = _search(fake, [gpu, neuron])
+    assert chosen is not None and chosen[0] is gpu and checker.peak[neuron.name].stopped
+    best = best_of_kind(checker, [gpu, neuron], "neuron")  # the comparison needs its cost: no bound of its kind yet
+    assert best is not None and best.monthly_usd == pytest.approx(2 * neuron.monthly_usd)
+    assert fake.peak_calls == [gpu.name, neuron.name, neuron.name] and fake.bounds[-1] == math.inf
+    assert neuron.name not in checker.stopped()
+
+
+def test_the_best_of_kind_bounds_its_next_candidates() -> None:
+    neurons = _singles([1.0, 1.5], kind="neuron", prefix="n")
+    fake = FakeVerifier(grow={neurons[0].name: 2, neurons[1].name: 2})  # $2 and $3 once grown
+    best = best_of_kind(Checker(fake, []), neurons, "neuron")  # type: ignore[arg-type]
+    assert best is not None and best.monthly_usd == pytest.approx(2 * neurons[0].monthly_usd)
+    assert fake.bounds == [math.inf, pytest.approx(2 * neurons[0].monthly_usd)]
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_the_recommendation_is_the_exhaustive_searchs(seed: int) -> None:
+    rng = np.random.default_rng(100 + seed)
+    singles = _singles(list(rng.uniform(1.0, 5.0, int(rng.integers(1, 7)))))  # few enough that no cap binds
+    names = [d.name for d in singles]
+    fake = FakeVerifier(spec=SPEC.replace(finalists=int(rng.integers(1, 4))),
+                        miss_peak={n for n in names if rng.random() < 0.3},
+                        miss_day={n for n in names if rng.random() < 0.2},
+                        grow={n: int(rng.integers(1, 4)) for n in names})
+    _, chosen = _search(fake, singles)
+    every = {d.name: _grown(d, fake.grow[d.name]).monthly_usd for d in singles  # each checked to the end, no bound
+             if d.name not in fake.miss_peak and d.name not in fake.miss_day}
+    if not every:
+        assert chosen is None
+    else:
+        assert chosen is not None and chosen[0].monthly_usd == pytest.approx(min(every.values()))

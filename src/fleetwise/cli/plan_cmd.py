@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fleetwise.cli.output import console, emit_json, err_console, fmt, table
 from fleetwise.errors import FleetwiseError
 from fleetwise.plan import PlanSpec, plan
-from fleetwise.plan.report import check_report_path, write_report
 from fleetwise.plan.result import PlanResult, Rejected, WhatIf
 from fleetwise.plan.spec import PURCHASES, plan_spec
 
@@ -71,15 +69,14 @@ def plan_command(
     """Find the cheapest way to serve a model for a workload within p95 latency SLOs (see PLAN_HELP)."""
     if top < 1:
         raise FleetwiseError(f"--top must be at least 1, got {top}")
-    if not no_report:
-        check_report_path(report)  # before the work, not after
+    target = _report_path(report, no_report)  # before the work, not after
     spec = plan_spec(plan_file, slo=slo, catalog=[str(p) for p in catalog_files], verify=verify, model=model,
                      workload=workload, rate_per_s=rate, input_tokens=input_tokens, output_tokens=output_tokens,
                      region=region, purchase=purchase, instances=instances, engines=engines, dtypes=dtypes,
                      calibration=calibration, what_if=what_if, startup_s=startup_s, compile_s=compile_s,
                      spot_interruptions_per_hour=spot_rate, spot_max_share=spot_max_share, finalists=finalists)
     result = _run(spec, show_progress=not as_json)
-    written = None if no_report else write_report(result, report)
+    written = _write_report(result, target)
     if as_json:
         emit_json(result.to_json(report=None if written is None else str(written)))
         return
@@ -88,9 +85,29 @@ def plan_command(
         console.print(f"\nReport: {written}")
 
 
+def _report_path(report: Path, no_report: bool) -> Path | None:
+    """Where the report goes, refused now if it cannot be written (None: no report). The report's module, with
+    its charts, loads only when a report is written."""
+    if no_report:
+        return None
+    from fleetwise.plan.report import check_report_path
+
+    return check_report_path(report)
+
+
+def _write_report(result: PlanResult, target: Path | None) -> Path | None:
+    if target is None:
+        return None
+    from fleetwise.plan.report import write_report
+
+    return write_report(result, target)
+
+
 def _run(spec: PlanSpec, show_progress: bool) -> PlanResult:
     if not show_progress or not err_console.is_terminal:
         return plan(spec)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # only for a terminal
+
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=err_console,
                   transient=True) as progress:
         task = progress.add_task("planning", total=1.0)
@@ -107,7 +124,8 @@ def _print(result: PlanResult, top: int) -> None:
         v = row.verified
         ttft, tpot = (v.ttft_ms_p95, v.tpot_ms_p95) if v is not None else (row.predicted.ttft_ms_p95,
                                                                            row.predicted.tpot_ms_p95)
-        check = "screened" if v is None else ("simulated" if v.passed else "FAILS in simulation")
+        check = "screened" if v is None else ("stopped: could not win" if v.stopped else
+                                              "simulated" if v.passed else "FAILS in simulation")
         if v is not None and v.replicas_added:
             check += f" (+{v.replicas_added} replicas)"
         ranked.add_row(str(row.rank), row.name, fmt(row.monthly_usd, 0), fmt(row.usd_per_million_output_tokens, 3),

@@ -85,8 +85,9 @@ def describe(context: PlanContext, outcome: Outcome) -> PlanResult:
 
 
 def option_row(deployment: Deployment, check: Check | None, added: int, demand: Demand,
-               failed: bool = False) -> OptionRow:
-    """One ranked option (`failed`: it missed the SLOs in simulation, at the peak or in some hour)."""
+               failed: bool = False, stopped: bool = False) -> OptionRow:
+    """One ranked option (`failed`: it missed the SLOs in simulation, at the peak or in some hour; `stopped`: its
+    checks ended once it could no longer win, so its cost is a lower bound)."""
     rates = demand.bucket_rates
     peak = int(np.argmax(demand.hourly_rate))
     ttft, tpot = 0.0, 0.0
@@ -100,7 +101,7 @@ def option_row(deployment: Deployment, check: Check | None, added: int, demand: 
         usd_per_million_output_tokens=round(deployment.monthly_usd / tokens * 1e6, 4) if tokens > 0 else None,
         predicted=Latencies(round(ttft * 1e3, 2), round(tpot * 1e3, 3)),
         verified=None if check is None else Verified(check.ttft_ms_p95, check.tpot_ms_p95, check.goodput,
-                                                     check.requests, check.passed and not failed, added))
+                                                     check.requests, check.passed and not failed, added, stopped))
 
 
 def pool_row(pool: PoolPlan) -> PoolRow:

@@ -12,8 +12,9 @@ solves it over the whole day, so a pool that is cheap only at the peak still pay
                 sum over the batch variants of one shape of y_j <= 1,  sum_j y_j <= MAX_POOLS
                 x_bj = 0 where option j cannot serve bucket b within the SLO
 
-with `scipy.optimize.milp` (HiGHS branch and bound). Any single pool is a feasible point, so the mix is never
-dearer than the best single pool at on-demand prices.
+with HiGHS's branch and bound (through highspy, the solver scipy.optimize.milp wraps: the same program and options
+give the same solution, without loading scipy.optimize, about half a second of imports). Any single pool is a
+feasible point, so the mix is never dearer than the best single pool at on-demand prices.
 """
 
 from __future__ import annotations
@@ -82,8 +83,6 @@ def hour_levels(bucket_rates: np.ndarray, levels: int = HOUR_LEVELS) -> tuple[np
 def solve_mix(options: list[Option], bucket_rates: np.ndarray,
               spot_share: float = 0.0) -> list[tuple[Option, np.ndarray, int]] | None:
     """The cheapest (option, bucket shares, peak instances) set for `bucket_rates` (hours, B); None if infeasible."""
-    from scipy.optimize import Bounds, LinearConstraint, milp  # the solver loads only when a mix is solved
-
     rates, hours_alike = hour_levels(np.atleast_2d(bucket_rates))
     n_options, (n_hours, n_buckets) = len(options), rates.shape
     if not n_options:
@@ -101,18 +100,48 @@ def solve_mix(options: list[Option], bucket_rates: np.ndarray,
     upper[y0:x0] = 1.0
     upper[x0:] = (capacity > 0).astype(np.float64).ravel()
     rows, low, high = _constraints(options, rates, capacity, (m0, y0, x0, n_vars))
-    integrality = np.zeros(n_vars)
+    integrality = np.zeros(n_vars, dtype=np.int64)
     integrality[:x0] = 1
-    with _quiet_stdout():
-        result = milp(cost, constraints=[LinearConstraint(np.array(rows), low, high)], integrality=integrality,
-                      bounds=Bounds(0.0, upper), options={"time_limit": TIME_LIMIT_S, "mip_rel_gap": MIP_GAP})
-    if result.x is None:
+    x = solve_milp(cost, np.array(rows), np.array(low), np.array(high), upper, integrality)
+    if x is None:
         return None
-    instances = np.round(result.x[m0:y0]).astype(np.int64).reshape(n_hours, n_options)
-    used = np.round(result.x[y0:x0]) > 0
-    shares = result.x[x0:].reshape(n_buckets, n_options)
+    instances = np.round(x[m0:y0]).astype(np.int64).reshape(n_hours, n_options)
+    used = np.round(x[y0:x0]) > 0
+    shares = x[x0:].reshape(n_buckets, n_options)
     return [(option, np.clip(shares[:, j], 0.0, 1.0), int(instances[:, j].max()))
             for j, option in enumerate(options) if used[j] and shares[:, j].sum() > 1e-9]
+
+
+def solve_milp(cost: np.ndarray, matrix: np.ndarray, low: np.ndarray, high: np.ndarray, upper: np.ndarray,
+               integrality: np.ndarray) -> np.ndarray | None:
+    """Minimise cost @ x with low <= matrix @ x <= high, 0 <= x <= upper, x integral where integrality is 1: HiGHS's
+    answer within TIME_LIMIT_S and MIP_GAP (as scipy.optimize.milp asks for it), None when it found none."""
+    import highspy  # the solver loads only when a mix is solved
+
+    n_rows, n_cols = matrix.shape
+    cols, rows = np.nonzero(matrix.T)  # compressed columns, rows ascending within each (scipy's csc_array order)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = n_cols, n_rows
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, np.zeros(n_cols), upper
+    lp.row_lower_, lp.row_upper_ = low, high
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n_cols, n_rows
+    lp.a_matrix_.start_ = np.searchsorted(cols, np.arange(n_cols + 1)).astype(np.int32)
+    lp.a_matrix_.index_ = rows.astype(np.int32)
+    lp.a_matrix_.value_ = matrix.T[cols, rows]
+    lp.integrality_ = [highspy.HighsVarType(int(kind)) for kind in integrality]
+    with _quiet_stdout():
+        highs = highspy.Highs()
+        for option, value in (("log_to_console", False), ("time_limit", TIME_LIMIT_S), ("mip_rel_gap", MIP_GAP)):
+            highs.setOptionValue(option, value)
+        highs.passModel(lp)
+        highs.run()
+    status, found = highs.getModelStatus(), highs.getInfo().objective_function_value
+    stopped = (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kIterationLimit,
+               highspy.HighsModelStatus.kSolutionLimit)  # a solution found before the limit counts
+    if status != highspy.HighsModelStatus.kOptimal and (status not in stopped or found == highspy.kHighsInf):
+        return None
+    return np.array(highs.getSolution().col_value)
 
 
 def _constraints(options: list[Option], rates: np.ndarray, capacity: np.ndarray,

@@ -32,7 +32,7 @@ from fleetwise.plan.mix import shortlist, solve_mix
 from fleetwise.plan.result import OptionRow, PlanResult, Rejected, WhatIf, WhatIfError
 from fleetwise.plan.search import Checker, Chosen, best_of_kind, search
 from fleetwise.plan.spec import PlanSpec, parse_what_if
-from fleetwise.plan.verify import Check, Verifier
+from fleetwise.plan.verify import Check, Runs, Verifier
 
 Progress = Callable[[str, float], None]  # (stage, fraction done)
 SINGLES_OFFERED = 3  # the cheapest single pools are always among the options the mix solver may combine
@@ -44,7 +44,14 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
 
     `compare=False` skips simulating the best GPU-only and Inferentia-only pools (their comparison is then null).
     """
+    return _plan(spec, progress, catalog, compare, Runs())
+
+
+def _plan(spec: PlanSpec, progress: Progress | None, catalog: Catalog | None, compare: bool,
+          runs: Runs) -> PlanResult:
+    """`plan`, simulating into `runs` (runs already there, of the same traffic, are reused)."""
     started = time.perf_counter()
+    before = runs.simulations
     report = progress or (lambda stage, done: None)
     catalog = catalog or load_catalog(spec.catalog)
     catalog.check_region(spec.region)
@@ -63,7 +70,7 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     report("mix", 0.3)
     mix = _best_mix(spec, options, rates, [d.pools[0].option for d in singles[:SINGLES_OFFERED]])
     report("verify", 0.4)
-    checker = Checker(Verifier(context), rejected)
+    checker = Checker(Verifier(context, runs), rejected)
     chosen = search(checker, singles, mix, report)
     if chosen is None:
         raise FleetwiseError("every finalist misses the SLOs in simulation (at the peak or in some hour of the day); "
@@ -72,11 +79,17 @@ def plan(spec: PlanSpec, progress: Progress | None = None, catalog: Catalog | No
     by_kind = {kind: best_of_kind(checker, singles, kind) for kind in ("gpu", "neuron")} if compare else {}
     result = describe(context, _outcome(spec, checker, chosen, singles, mix, by_kind))
     what_ifs: list[WhatIf | WhatIfError] = []
+    simulations = runs.simulations - before
     for change in spec.what_if:
         report(f"what-if {change}", 0.95)
-        what_ifs.append(_what_if(spec, change, result, catalog))
+        # a what-if that changes only prices replays the same traffic: it reuses this plan's runs
+        again = runs if parse_what_if(change)[0] == "spot_price_scale" else Runs()
+        counted = again.simulations
+        what_ifs.append(_what_if(spec, change, result, catalog, again))
+        simulations += again.simulations - counted
     report("done", 1.0)
-    return replace(result, what_if=what_ifs, timing_s=round(time.perf_counter() - started, 3))
+    return replace(result, what_if=what_ifs, timing_s=round(time.perf_counter() - started, 3),
+                   simulations=simulations)
 
 
 def _outcome(spec: PlanSpec, checker: Checker, chosen: Chosen, singles: list[Deployment], mix: Deployment | None,
@@ -95,17 +108,27 @@ def _outcome(spec: PlanSpec, checker: Checker, chosen: Chosen, singles: list[Dep
                      for s in unchecked]
         singles = [s for s in singles if s not in unchecked]
     checked: list[tuple[Deployment, Check | None, int]] = [
-        (simulated.get(name, d), c, a) for name, (d, c, a) in checker.peak.items()]
+        (simulated.get(name, p.deployment), p.check, p.added) for name, p in checker.peak.items()]
     if not spec.verify and mix is not None:
         checked.append((mix, None, 0))  # ranked with the single pools, as screened
-    ranked = _ranked(singles, checked, best, checker.verifier.context.demand, failed)
-    rejected += [Rejected(r.name, "costs more", f"${r.monthly_usd - best.monthly_usd:,.0f}/month more than the "
-                          f"recommendation (+{(r.monthly_usd / best.monthly_usd - 1) * 100:,.0f}%)")
-                 for r in ranked if r.name != best.name and r.monthly_usd >= best.monthly_usd and r.name not in failed]
+    stopped = checker.stopped()
+    ranked = _ranked(singles, checked, best, checker.verifier.context.demand, failed, stopped)
+    rejected += [_costs_more(r, best, r.name in stopped) for r in ranked
+                 if r.name != best.name and r.monthly_usd >= best.monthly_usd and r.name not in failed]
     standing = [s for s in singles if s.name not in failed]
     if mix is not None and (mix.kind != "mix" or mix.name in failed):
         mix = None  # a one-pool answer is a single pool; a failed mix is no alternative
     return Outcome(best, best_check, added, day, ranked, rejected, standing, mix, by_kind)
+
+
+def _costs_more(row: OptionRow, best: Deployment, stopped: bool) -> Rejected:
+    """A standing option dearer than the recommendation (`stopped`: its checks ended once it could no longer win,
+    so its cost is a lower bound)."""
+    more, pct = row.monthly_usd - best.monthly_usd, (row.monthly_usd / best.monthly_usd - 1) * 100
+    if stopped:
+        return Rejected(row.name, "costs more", f"${more:,.0f}/month or more above the recommendation (+{pct:,.0f}% "
+                        "or more): replicas stopped being added in simulation once it cost more than a verified option")
+    return Rejected(row.name, "costs more", f"${more:,.0f}/month more than the recommendation (+{pct:,.0f}%)")
 
 
 def _single_pools(spec: PlanSpec, options: list[Option], rates: np.ndarray) -> tuple[list[Deployment], list[Rejected]]:
@@ -151,7 +174,7 @@ def _best_mix(spec: PlanSpec, options: list[Option], rates: np.ndarray,
 
 
 def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | None, int]], best: Deployment,
-            demand: Demand, failed: set[str]) -> list[OptionRow]:
+            demand: Demand, failed: set[str], stopped: set[str]) -> list[OptionRow]:
     """Options ranked by monthly cost: simulated ones with their p95s, the rest as screened; failures last."""
     by_name = {d.name: (d, c, a) for d, c, a in checked}
     rows: list[OptionRow] = []
@@ -164,17 +187,18 @@ def _ranked(singles: list[Deployment], checked: list[tuple[Deployment, Check | N
         if deployment.name == best.name:
             deployment = best
         # a failure at the peak, or in an hour of the day (see `rejected`)
-        rows.append(option_row(deployment, check, added, demand, failed=deployment.name in failed))
+        rows.append(option_row(deployment, check, added, demand, failed=deployment.name in failed,
+                               stopped=deployment.name in stopped))
     rows.sort(key=lambda r: (r.verified is not None and not r.verified.passed, r.monthly_usd))
     return [replace(row, rank=rank) for rank, row in enumerate(rows, 1)]
 
 
-def _what_if(spec: PlanSpec, change: str, base: PlanResult, catalog: Catalog) -> WhatIf | WhatIfError:
+def _what_if(spec: PlanSpec, change: str, base: PlanResult, catalog: Catalog, runs: Runs) -> WhatIf | WhatIfError:
     """Re-plan with one change (traffic, prompt length or spot price scaled) and say what moved."""
     field, factor = parse_what_if(change)
     try:
         changed = spec.replace(**{field: getattr(spec, field) * factor}, what_if=[], finalists=1)
-        other = plan(changed, catalog=catalog, compare=False)
+        other = _plan(changed, None, catalog, False, runs)
     except FleetwiseError as exc:
         return WhatIfError(change, str(exc))
     except ValidationError as exc:  # e.g. a scaled rate beyond what a workload may generate

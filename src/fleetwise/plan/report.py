@@ -76,7 +76,8 @@ def _table(headers: list[str], rows: list[list[object]]) -> str:
 
 
 def _latency(row: OptionRow) -> float:
-    if row.verified is not None and row.verified.ttft_ms_p95 is not None:
+    """Simulated p95 TTFT where it goes with the cost shown (not for a check stopped at fewer replicas)."""
+    if row.verified is not None and row.verified.ttft_ms_p95 is not None and not row.verified.stopped:
         return row.verified.ttft_ms_p95
     return float(row.predicted.ttft_ms_p95 or 0.0)
 
@@ -167,8 +168,8 @@ def _options(result: PlanResult) -> str:
     for r in result.options[:25]:
         v = r.verified
         check = "not simulated" if v is None else (
-            f"{'pass' if v.passed else 'FAIL'}: {v.ttft_ms_p95} / {v.tpot_ms_p95} ms"
-            + (f", +{v.replicas_added} replicas" if v.replicas_added else ""))
+            f"{'stopped, could not win' if v.stopped else 'pass' if v.passed else 'FAIL'}: {v.ttft_ms_p95} / "
+            f"{v.tpot_ms_p95} ms" + (f", +{v.replicas_added} replicas" if v.replicas_added else ""))
         rows.append([r.rank, r.name, f"{r.monthly_usd:,.0f}", r.usd_per_million_output_tokens,
                      f"{r.predicted.ttft_ms_p95} / {r.predicted.tpot_ms_p95}", check])
     return _table(["#", "option", "USD/month", "USD per M output tokens", "screened p95 TTFT / TPOT ms",

@@ -84,6 +84,7 @@ class Verified:
     requests: int
     passed: bool
     replicas_added: int
+    stopped: bool = False  # replicas stopped being added once it could no longer win: its cost is a lower bound
 
 
 @dataclass(frozen=True)
@@ -288,6 +289,7 @@ class PlanResult:
     sources: list[SourceRow]
     what_if: list[WhatIf | WhatIfError]
     timing_s: float
+    simulations: int = 0  # serving-simulator runs this plan made (what-ifs included)
 
     @property
     def rejected_counts(self) -> dict[str, int]:

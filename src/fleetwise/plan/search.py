@@ -2,19 +2,21 @@
 
 Simulation only adds replicas (it never makes a deployment cheaper), so options are checked cheapest first and the
 search stops once nothing unchecked could undercut the best deployment that passed both the peak-hour check and
-every hour of the day. The best GPU-only and Inferentia-only pools are checked at the peak too, so the savings
-quoted against them compare simulated costs.
+every hour of the day. That best cost bounds every later check: replicas stop being added to a deployment once it
+would cost at least as much (it could no longer win). The best GPU-only and Inferentia-only pools are checked at the
+peak too, each bounded by the best of its kind so far, so the savings quoted against them compare simulated costs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fleetwise.plan.costing import Deployment
 from fleetwise.plan.result import Rejected
 from fleetwise.plan.spec import PlanSpec
-from fleetwise.plan.verify import Check, Verifier
+from fleetwise.plan.verify import Check, Day, Peak, Verifier
 
 EXTRA_FINALISTS = 5  # beyond the finalists and the mix: checked only while they could undercut the best one
 KIND_CHECKS = 2  # per hardware kind, candidates simulated to find the best GPU-only / Inferentia-only one
@@ -24,59 +26,64 @@ Chosen = tuple[Deployment, Check | None, int, list[Check]]  # deployment, peak c
 
 @dataclass
 class Checker:
-    """Simulates deployments at most once each (by name) and records every failure as a rejection."""
+    """Simulates deployments at most once each (by name; a check stopped by a bound resumes under a higher one)
+    and records every failure as a rejection."""
 
     verifier: Verifier
     rejected: list[Rejected]
-    peak: dict[str, tuple[Deployment, Check, int]] = field(default_factory=dict)
-    day: dict[str, tuple[Deployment, list[Check]]] = field(default_factory=dict)
+    peak: dict[str, Peak] = field(default_factory=dict)
+    day: dict[str, Day] = field(default_factory=dict)
 
     @property
     def spec(self) -> PlanSpec:
         """The plan's question."""
         return self.verifier.context.spec
 
-    def at_peak(self, deployment: Deployment) -> tuple[Deployment, Check, int]:
-        """The peak-hour check, replicas added until p95 holds (or the repairs run out)."""
-        if deployment.name not in self.peak:
-            grown, check, added = self.verifier.peak(deployment)
-            self.peak[deployment.name] = (grown, check, added)
-            if not check.passed:
-                self.rejected.append(Rejected(grown.name, "misses SLO in simulation",
-                                              f"p95 TTFT {check.ttft_ms_p95} ms, TPOT {check.tpot_ms_p95} ms at the "
-                                              "peak hour even with replicas added"))
-        return self.peak[deployment.name]
+    def at_peak(self, deployment: Deployment, bound: float = math.inf) -> Peak:
+        """The peak-hour check, replicas added until p95 holds (unless they run out, or it would cost `bound`)."""
+        known = self.peak.get(deployment.name)
+        if known is None or (known.stopped and known.deployment.monthly_usd < bound):
+            known = self.peak[deployment.name] = self.verifier.peak(deployment, bound)
+            if not known.check.passed and not known.stopped:
+                self.rejected.append(Rejected(known.deployment.name, "misses SLO in simulation",
+                                              f"p95 TTFT {known.check.ttft_ms_p95} ms, TPOT {known.check.tpot_ms_p95}"
+                                              " ms at the peak hour even with replicas added"))
+        return known
 
-    def whole(self, deployment: Deployment) -> Chosen | None:
-        """Peak and day checks; the grown deployment when both pass, else None."""
-        grown, check, added = self.at_peak(deployment)
-        if not check.passed:
+    def whole(self, deployment: Deployment, bound: float = math.inf) -> Chosen | None:
+        """Peak and day checks; the grown deployment when both pass (for less than `bound`), else None."""
+        peak = self.at_peak(deployment, bound)
+        if not peak.check.passed:
             return None
-        if deployment.name not in self.day:
-            final, day = self.verifier.day(grown)
-            self.day[deployment.name] = (final, day)
-            missed = [(hour, c) for hour, c in enumerate(day) if not c.passed]
-            if missed:
-                hour, c = missed[0]
-                self.rejected.append(Rejected(final.name, "misses SLO in simulation",
-                                              f"hour {hour}: p95 TTFT {c.ttft_ms_p95} ms, TPOT {c.tpot_ms_p95} ms "
-                                              "even with replicas added"))
-        final, day = self.day[deployment.name]
-        return None if any(not c.passed for c in day) else (final, check, added, day)
+        known = self.day.get(deployment.name)
+        if known is None or (known.stopped and known.deployment.monthly_usd < bound):
+            known = self.day[deployment.name] = self.verifier.day(peak.deployment, bound)
+            if known.missed is not None:
+                c = known.checks[known.missed]
+                self.rejected.append(Rejected(known.deployment.name, "misses SLO in simulation",
+                                              f"hour {known.missed}: p95 TTFT {c.ttft_ms_p95} ms, TPOT "
+                                              f"{c.tpot_ms_p95} ms even with replicas added"))
+        return (known.deployment, peak.check, peak.added, known.by_hour()) if known.passed else None
 
     def failed(self) -> set[str]:
         """Names of deployments that missed the SLOs in simulation."""
         return {r.option for r in self.rejected if r.category == "misses SLO in simulation"}
 
+    def stopped(self) -> set[str]:
+        """Names of deployments whose checks stopped once they could no longer win (their cost is a lower bound)."""
+        return ({name for name, p in self.peak.items() if p.stopped}
+                | {name for name, d in self.day.items() if d.stopped}) - self.failed()
+
     def simulated(self) -> dict[str, Deployment]:
         """Every simulated deployment by name, at its simulated (grown) cost."""
-        return {name: d for name, (d, _, _) in self.peak.items()} | {name: d for name, (d, _) in self.day.items()}
+        return ({name: p.deployment for name, p in self.peak.items()}
+                | {name: d.deployment for name, d in self.day.items()})
 
 
 def search(checker: Checker, singles: list[Deployment], mix: Deployment | None,
            report: Callable[[str, float], None]) -> Chosen | None:
     """The cheapest deployment that passes the peak and every hour; the first finalists and the mix are simulated
-    at the peak regardless, for the ranked table."""
+    at the peak regardless, for the ranked table (their replicas added only while they could still win)."""
     spec = checker.spec
     queue = list(singles)
     if mix is not None and all(d.name != mix.name for d in queue):
@@ -89,39 +96,43 @@ def search(checker: Checker, singles: list[Deployment], mix: Deployment | None,
     best: Chosen | None = None
     for deployment in queue:
         extra = sum(1 for name in checker.peak if name not in must)  # checks beyond the finalists and the mix
-        cheaper = best is None or deployment.monthly_usd < best[0].monthly_usd
-        if deployment.name not in must and (not cheaper or extra >= EXTRA_FINALISTS):
+        bound = best[0].monthly_usd if best is not None else math.inf
+        if deployment.name not in must and (deployment.monthly_usd >= bound or extra >= EXTRA_FINALISTS):
             continue
-        grown, check, _ = checker.at_peak(deployment)
+        peak = checker.at_peak(deployment, bound)
         report("verify", min(0.4 + 0.08 * len(checker.peak), 0.9))
-        if not check.passed or (best is not None and grown.monthly_usd >= best[0].monthly_usd):
+        if not peak.check.passed or peak.deployment.monthly_usd >= bound:
             continue
-        result = checker.whole(deployment)
-        if result is not None and (best is None or result[0].monthly_usd < best[0].monthly_usd):
+        result = checker.whole(deployment, bound)
+        if result is not None and result[0].monthly_usd < bound:
             best = result
     return best
 
 
 def best_of_kind(checker: Checker, singles: list[Deployment], kind: str) -> Deployment | None:
-    """The cheapest single pool of a hardware kind that passes the peak-hour check (its whole-day result where
-    that was run too); None when none of the first few does. Comparing with it quotes simulated costs."""
+    """The cheapest single pool of a hardware kind that passes the peak-hour check (its day result where the day
+    was checked: a day stopped once it could no longer win counts at its cost so far); None when none of the first
+    few does. Comparing with it quotes simulated costs; each candidate's replicas are added only while it could
+    still undercut the best of its kind so far."""
     candidates = sorted((d for d in singles if d.pools[0].option.kind == kind), key=lambda d: d.monthly_usd)
     if not checker.spec.verify:
         return candidates[0] if candidates else None
     failed = checker.failed()
-    passed: list[Deployment] = [d for name, (d, _) in checker.day.items()  # already checked all day
-                                if name not in failed and d.pools[0].option.kind == kind and d.kind == "single"]
+    passed: list[Deployment] = [d.deployment for name, d in checker.day.items()  # already checked over the day
+                                if d.missed is None and d.deployment.pools[0].option.kind == kind
+                                and d.deployment.kind == "single"]
     passed.sort(key=lambda d: d.monthly_usd)
     for deployment in [d for d in candidates if d.name not in failed][:KIND_CHECKS]:
-        if passed and deployment.monthly_usd >= passed[0].monthly_usd:
+        bound = passed[0].monthly_usd if passed else math.inf
+        if deployment.monthly_usd >= bound:
             break
-        if deployment.name in checker.day:
-            final = checker.whole(deployment)
-            if final is not None:
-                passed.append(final[0])
+        day = checker.day.get(deployment.name)
+        if day is not None:
+            if day.missed is None:
+                passed.append(day.deployment)
         else:
-            grown, check, _ = checker.at_peak(deployment)
-            if check.passed:
-                passed.append(grown)
+            peak = checker.at_peak(deployment, bound)
+            if peak.check.passed:
+                passed.append(peak.deployment)
         passed.sort(key=lambda d: d.monthly_usd)
     return passed[0] if passed else None

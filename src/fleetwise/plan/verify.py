@@ -1,15 +1,17 @@
-"""Check a screened deployment in the serving simulator, and add replicas where its p95 misses the SLO.
+"""Check a screened deployment in the serving simulator, and size its replicas where its p95 misses the SLO.
 
 The peak hour: `demand.peak_requests` (a window of the busiest hour's traffic) through each pool at its peak
 replica count, each pool taking its share of each bucket (requests assigned at random in those shares, as a
-size-aware router would). The day: a short window of every hour's traffic at that hour's replica count.
+size-aware router would). The day: a short window of every hour's traffic at that hour's replica count. Where a
+check misses, `sizing.smallest_passing` finds the fewest replicas that pass (galloping up, then bisecting back);
+every run is kept, so a count tried twice, or an option that behaves the same, is simulated once.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from fleetwise.plan.capacity import Option
 from fleetwise.plan.context import PlanContext
 from fleetwise.plan.costing import Deployment, PoolPlan, buy_pool
 from fleetwise.plan.demand import HOURS, draw_window
+from fleetwise.plan.sizing import MISSED, PASSED, STOPPED, Sizing, smallest_passing
 from fleetwise.plan.spec import PlanSpec
 from fleetwise.sim.fleet import run_pool
 from fleetwise.sim.metrics import request_latencies
@@ -27,7 +30,6 @@ from fleetwise.workload.requests import Requests
 # Round-robin: only the chosen replica advances per arrival, so big pools simulate fast; with identical replicas
 # it balances a little worse than least-outstanding, so a deployment that passes here has margin.
 VERIFY_ROUTER = RoundRobin.name
-MAX_REPAIRS = 4  # rounds of adding replicas (while they help) before a deployment misses the SLO in simulation
 DAY_REQUESTS = 500  # requests simulated per hour of the day (about), in a window of DAY_WINDOW_S seconds
 DAY_WINDOW_S = (60.0, 900.0)  # at least, at most
 
@@ -41,6 +43,50 @@ class Check:
     goodput: float  # share of requests meeting both SLOs
     requests: int
     passed: bool
+
+
+PASS_EMPTY = Check(None, None, 1.0, 0, True)  # no requests to serve: nothing can miss
+
+
+@dataclass(frozen=True)
+class Peak:
+    """A deployment sized at the peak hour: grown where it missed, with its check and the replicas added."""
+
+    deployment: Deployment  # stopped: the cheapest counts not ruled out, never simulated (a lower bound on cost)
+    check: Check  # at the deployment's peak counts (stopped: at the last counts simulated)
+    added: int
+    stopped: bool = False  # more replicas would have cost at least the bound: it could no longer win
+
+
+@dataclass(frozen=True)
+class Day:
+    """A deployment checked hour by hour, riskiest hours first, with replicas added to hours that missed."""
+
+    deployment: Deployment
+    checks: dict[int, Check]  # by hour: every hour when the day passed, else those checked
+    missed: int | None = None  # the hour that missed even with replicas added
+    stopped: bool = False  # the replicas added made it cost at least the bound: it could no longer win
+
+    @property
+    def passed(self) -> bool:
+        """Every hour checked and held its SLOs."""
+        return self.missed is None and not self.stopped
+
+    def by_hour(self) -> list[Check]:
+        """The checks in hour order."""
+        return [self.checks[hour] for hour in sorted(self.checks)]
+
+
+@dataclass
+class Runs:
+    """Simulator runs and traffic windows of one demand, kept for reuse (a what-if that changes only prices shares
+    them), and how many runs and requests were simulated."""
+
+    results: dict[object, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    hours: dict[int, tuple[Requests, np.ndarray]] = field(default_factory=dict)  # each hour's window, buckets
+    splits: dict[object, list[Requests]] = field(default_factory=dict)
+    simulations: int = 0
+    requests: int = 0
 
 
 def _assign(pools: list[PoolPlan], requests: Requests, bucket_of: np.ndarray, seed: int) -> np.ndarray:
@@ -61,9 +107,14 @@ def _signature(option: Option) -> tuple[object, ...]:
             option.capacity.tobytes(), option.curve_ttft_s.tobytes(), option.curve_tpot_s.tobytes())
 
 
+def _key(pools: list[PoolPlan], index: int, count: int, traffic: object) -> tuple[object, ...]:
+    """What one pool's run depends on: the traffic, how it is shared between the pools, the pool and its count."""
+    return traffic, tuple(p.bucket_share.tobytes() for p in pools), index, _signature(pools[index].option), count
+
+
 def _check(spec: PlanSpec, ttft: np.ndarray, tpot: np.ndarray) -> Check:
     if not ttft.size:
-        return Check(None, None, 1.0, 0, True)
+        return PASS_EMPTY
     ttft_p95 = float(np.percentile(ttft, 95)) * 1e3
     has_tpot = np.isfinite(tpot)
     tpot_p95 = float(np.percentile(tpot[has_tpot], 95)) * 1e3 if has_tpot.any() else None
@@ -81,13 +132,32 @@ def _excess(spec: PlanSpec, check: Check) -> float:
     return max(ttft, tpot)
 
 
+def peak_step(count: int) -> int:
+    """Replicas a pool that misses at the peak gets per round: a tenth of the pool, at least one."""
+    return max(1, math.ceil(0.1 * count))
+
+
+def hour_step(count: int) -> int:
+    """Replicas a pool that misses in an hour gets per round: one."""
+    return 1
+
+
+def scaled(spec: PlanSpec, deployment: Deployment, counts: tuple[int, ...]) -> Deployment:
+    """The deployment with each pool's peak at `counts` and every other hour scaled like it, re-bought."""
+    pools = []
+    for pool, count in zip(deployment.pools, counts, strict=True):
+        top = int(pool.replicas.max())
+        replicas = pool.replicas if count == top else np.maximum(np.ceil(pool.replicas * count / top - 1e-9), 1)
+        pools.append(pool if count == top else buy_pool(spec, pool.option, pool.bucket_share, replicas))
+    return Deployment(pools, deployment.kind)
+
+
 @dataclass
 class Verifier:
-    """Simulates a plan's deployments on its traffic; runs and traffic windows are made once per plan."""
+    """Simulates a plan's deployments on its traffic, sizing their replicas; every run is kept in `runs`."""
 
     context: PlanContext
-    _runs: dict[object, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    _hours: dict[int, Requests] = field(default_factory=dict)
+    runs: Runs = field(default_factory=Runs)
 
     def simulate(self, pools: list[PoolPlan], replicas: list[int], requests: Requests, bucket_of: np.ndarray,
                  traffic: object) -> tuple[Check, list[Check]]:
@@ -96,26 +166,32 @@ class Verifier:
         Requests longer than the model's context are left out: no deployment serves them (the plan reports their
         share). A pool run already made on the same traffic is reused.
         """
-        ctx = self.context
-        servable = requests.prompt_tokens + requests.output_tokens <= ctx.model.max_position_embeddings
-        requests, bucket_of = requests.select(servable), bucket_of[servable]
-        owner = _assign(pools, requests, bucket_of, seed=len(requests))
+        shares = tuple(p.bucket_share.tobytes() for p in pools)
+        split = self.runs.splits.get((traffic, shares))
+        if split is None:
+            split = self.runs.splits[(traffic, shares)] = self._split(pools, requests, bucket_of)
         ttft_all, tpot_all, per_pool = [], [], []
-        for index, (pool, count) in enumerate(zip(pools, replicas, strict=True)):
-            mine = requests.select(owner == index)
+        for index, (pool, count, mine) in enumerate(zip(pools, replicas, split, strict=True)):
             if not len(mine):
-                per_pool.append(Check(None, None, 1.0, 0, True))
+                per_pool.append(PASS_EMPTY)
                 continue
-            key = (traffic, tuple(p.bucket_share.tobytes() for p in pools), index, _signature(pool.option), count)
-            if key not in self._runs:
-                self._runs[key] = self._run(pool.option, count, mine)
-            ttft, tpot = self._runs[key]
+            key = _key(pools, index, count, traffic)
+            if key not in self.runs.results:
+                self.runs.results[key] = self._run(pool.option, count, mine)
+            ttft, tpot = self.runs.results[key]
             ttft_all.append(ttft)
             tpot_all.append(tpot)
-            per_pool.append(_check(ctx.spec, ttft, tpot))
-        whole = _check(ctx.spec, np.concatenate(ttft_all) if ttft_all else np.array([]),
+            per_pool.append(_check(self.context.spec, ttft, tpot))
+        whole = _check(self.context.spec, np.concatenate(ttft_all) if ttft_all else np.array([]),
                        np.concatenate(tpot_all) if tpot_all else np.array([]))
         return whole, per_pool
+
+    def _split(self, pools: list[PoolPlan], requests: Requests, bucket_of: np.ndarray) -> list[Requests]:
+        """Each pool's servable requests."""
+        servable = requests.prompt_tokens + requests.output_tokens <= self.context.model.max_position_embeddings
+        requests, bucket_of = requests.select(servable), bucket_of[servable]
+        owner = _assign(pools, requests, bucket_of, seed=len(requests))
+        return [requests.select(owner == index) for index in range(len(pools))]
 
     def _run(self, option: Option, replicas: int, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
         """Per-request TTFT (inf when dropped: it misses every SLO) and TPOT of one pool."""
@@ -123,79 +199,97 @@ class Verifier:
         pool_spec = PoolSpec(model=ctx.model, hardware=option.instance, tp=option.tp, dtype=option.dtype,
                              engine=option.engine, replicas=replicas, max_seqs=option.max_seqs, region=ctx.spec.region)
         run = run_pool(pool_spec, requests, ctx.catalog, ctx.calibration, router=VERIFY_ROUTER)
+        self.runs.simulations += 1
+        self.runs.requests += len(requests)
         ttft, tpot, _ = request_latencies(requests, run.log)
         return np.where(np.isfinite(ttft), ttft, np.inf), tpot
 
-    def _repair(self, pools: list[PoolPlan], counts: list[int], requests: Requests, bucket_of: np.ndarray,
-                traffic: object, step: Callable[[int], int]) -> tuple[Check, list[int]]:
-        """Simulate `requests` through the pools; while p95 misses and more replicas help (up to MAX_REPAIRS rounds,
-        each simulated), add `step(count)` replicas to the pool furthest from its SLO. The last check and counts."""
-        spec = self.context.spec
-        counts = list(counts)
-        previous = math.inf
-        for attempt in range(MAX_REPAIRS + 1):
-            whole, per_pool = self.simulate(pools, counts, requests, bucket_of, traffic)
-            # more replicas stopped helping (under 1% closer to the SLO): e.g. a compiled engine whose TPOT is set
-            # by its fixed decode batch, not by load
-            if whole.passed or attempt == MAX_REPAIRS or _excess(spec, whole) > previous * 0.99:
-                break
-            previous = _excess(spec, whole)
-            worst = max(range(len(pools)), key=lambda i: _excess(spec, per_pool[i]))
-            counts[worst] += step(counts[worst])
-        return whole, counts
+    def peak(self, deployment: Deployment, bound: float = math.inf) -> Peak:
+        """Simulate the peak window; where p95 misses, find the fewest replicas (per pool) that pass, unless the
+        deployment would then cost at least `bound` (stopped). Every hour of a grown pool scales like its peak."""
+        spec, demand, pools = self.context.spec, self.context.demand, deployment.pools
+        start = tuple(int(p.replicas.max()) for p in pools)
 
-    def peak(self, deployment: Deployment) -> tuple[Deployment, Check, int]:
-        """Simulate the peak window; add replicas to the worst pool until p95 holds. The deployment, check, added."""
-        demand, pools = self.context.demand, deployment.pools
-        peak = [int(p.replicas.max()) for p in pools]
-        whole, grown = self._repair(pools, peak, demand.peak_requests, demand.buckets.of_request, "peak",
-                                    step=lambda count: max(1, math.ceil(0.1 * count)))
-        added = sum(grown) - sum(peak)
-        if added:  # scale every hour of a grown pool like its peak
-            deployment = Deployment([buy_pool(self.context.spec, pool.option, pool.bucket_share,
-                                              np.maximum(np.ceil(pool.replicas * count / top - 1e-9), 1))
-                                     for pool, count, top in zip(pools, grown, peak, strict=True)], deployment.kind)
-        return deployment, whole, added
+        def probe(counts: tuple[int, ...]) -> tuple[Check, list[Check]]:
+            return self.simulate(pools, list(counts), demand.peak_requests, demand.buckets.of_request, "peak")
 
-    def day(self, deployment: Deployment) -> tuple[Deployment, list[Check]]:
-        """Simulate a window of every hour at its replica counts; add a replica to an hour that misses.
+        sizing = smallest_passing(probe, start, peak_step, partial(_excess, spec),
+                                  lambda counts: scaled(spec, deployment, counts).monthly_usd, bound,
+                                  partial(self._kept, pools, "peak"))
+        grown = deployment if sizing.counts == start else scaled(spec, deployment, sizing.counts)
+        return Peak(grown, sizing.verdict, sum(sizing.counts) - sum(start), sizing.outcome == STOPPED)
+
+    def day(self, deployment: Deployment, bound: float = math.inf) -> Day:
+        """Simulate a window of every hour at its replica counts, the riskiest hours first (the most load per
+        screened replica); where an hour misses, find the fewest replicas that pass.
 
         Hours with the same load and the same replicas are simulated once (a flat workload: one run for the day).
-        The check stops at the first hour that misses even with replicas added (the list of checks is then shorter).
+        The check ends at the first hour that misses even with replicas added, or once the replicas added make the
+        deployment cost at least `bound`. The deployment passed in stays as it was.
         """
         demand, pools = self.context.demand, deployment.pools
-        replicas = [p.replicas.copy() for p in pools]  # the deployment passed in stays as it was
-        checks: list[Check] = []
-        seen: dict[tuple[float, tuple[int, ...]], tuple[Check, list[int]]] = {}
-        for hour in range(HOURS):
-            arrivals = demand.arrivals_per_s(hour)
-            if arrivals <= 0:
-                checks.append(Check(None, None, 1.0, 0, True))
-                continue
-            counts = [int(p.replicas[hour]) for p in pools]
-            key = (arrivals, tuple(counts))
+        replicas = [p.replicas.copy() for p in pools]
+        checks = {hour: PASS_EMPTY for hour in range(HOURS) if demand.arrivals_per_s(hour) <= 0}
+        seen: dict[tuple[float, tuple[int, ...]], Sizing[Check]] = {}
+        for hour in self._riskiest_first(pools, set(checks)):
+            counts = tuple(int(r[hour]) for r in replicas)
+            key = (demand.arrivals_per_s(hour), counts)
             if key not in seen:
-                seen[key] = self._check_hour(pools, counts, hour)
-            check, repaired = seen[key]
-            for pool_replicas, count in zip(replicas, repaired, strict=True):
+                seen[key] = self._size_hour(deployment, replicas, hour, bound)
+            sizing = seen[key]
+            for pool_replicas, count in zip(replicas, sizing.counts, strict=True):
                 pool_replicas[hour] = count
-            checks.append(check)
-            if not check.passed:
-                break  # the deployment fails the day: the remaining hours would not change that
-        if any((r != p.replicas).any() for r, p in zip(replicas, pools, strict=True)):
-            deployment = Deployment([buy_pool(self.context.spec, p.option, p.bucket_share, r)
-                                     for p, r in zip(pools, replicas, strict=True)], deployment.kind)
-        return deployment, checks
+            final = self._bought(deployment, replicas)
+            if sizing.outcome == STOPPED or final.monthly_usd >= bound:  # stopped: the counts were never simulated
+                return Day(final, checks if sizing.outcome == STOPPED else {**checks, hour: sizing.verdict},
+                           stopped=True)
+            checks[hour] = sizing.verdict
+            if sizing.outcome == MISSED:
+                return Day(final, checks, missed=hour)
+        return Day(self._bought(deployment, replicas), checks)
 
-    def _check_hour(self, pools: list[PoolPlan], counts: list[int], hour: int) -> tuple[Check, list[int]]:
-        """One hour's window through the pools, with a replica at a time added (while it helps) until it passes."""
-        demand = self.context.demand
-        if hour not in self._hours:
+    def _riskiest_first(self, pools: list[PoolPlan], skip: set[int]) -> list[int]:
+        """Hours to check, the most screened load per replica first (the likeliest to miss), then by hour."""
+        rates = self.context.demand.bucket_rates  # (24, B)
+        use = np.zeros(HOURS)
+        for pool in pools:
+            capacity = pool.option.capacity
+            per_replica = np.where(capacity > 0, pool.bucket_share / np.where(capacity > 0, capacity, 1.0), 0.0)
+            use = np.maximum(use, rates @ per_replica / np.maximum(pool.replicas, 1))
+        return sorted((h for h in range(HOURS) if h not in skip), key=lambda h: (-round(float(use[h]), 9), h))
+
+    def _bought(self, deployment: Deployment, replicas: list[np.ndarray]) -> Deployment:
+        """The deployment with these replicas per hour (the one given when nothing changed)."""
+        if all((r == p.replicas).all() for r, p in zip(replicas, deployment.pools, strict=True)):
+            return deployment
+        return Deployment([buy_pool(self.context.spec, p.option, p.bucket_share, r)
+                           for p, r in zip(deployment.pools, replicas, strict=True)], deployment.kind)
+
+    def _size_hour(self, deployment: Deployment, replicas: list[np.ndarray], hour: int,
+                   bound: float) -> Sizing[Check]:
+        """One hour's window through the pools, and the fewest replicas (from the hour's own) that pass it."""
+        demand, pools = self.context.demand, deployment.pools
+        if hour not in self.runs.hours:
             seconds = min(max(DAY_REQUESTS / float(demand.hourly_rate[hour]), DAY_WINDOW_S[0]), DAY_WINDOW_S[1])
-            self._hours[hour] = draw_window(demand.workload, demand.arrivals_per_s(hour), seconds,
-                                            demand.workload.seed + hour + 1)
-        requests = self._hours[hour]
+            window = draw_window(demand.workload, demand.arrivals_per_s(hour), seconds, demand.workload.seed + hour + 1)
+            self.runs.hours[hour] = window, (demand.buckets.classify(window) if len(window) else np.zeros(0, int))
+        requests, bucket_of = self.runs.hours[hour]
+        start = tuple(int(r[hour]) for r in replicas)
         if len(requests) < 1:
-            return Check(None, None, 1.0, 0, True), counts
-        return self._repair(pools, counts, requests, demand.buckets.classify(requests), ("hour", hour),
-                            step=lambda count: 1)
+            return Sizing(start, PASS_EMPTY, PASSED)
+
+        def probe(counts: tuple[int, ...]) -> tuple[Check, list[Check]]:
+            return self.simulate(pools, list(counts), requests, bucket_of, ("hour", hour))
+
+        def cost(counts: tuple[int, ...]) -> float:
+            trial = [r.copy() for r in replicas]
+            for pool_replicas, count in zip(trial, counts, strict=True):
+                pool_replicas[hour] = count
+            return self._bought(deployment, trial).monthly_usd
+
+        return smallest_passing(probe, start, hour_step, partial(_excess, self.context.spec), cost, bound,
+                                partial(self._kept, pools, ("hour", hour)))
+
+    def _kept(self, pools: list[PoolPlan], traffic: object, counts: tuple[int, ...]) -> bool:
+        """Whether every pool's run at `counts` on `traffic` was made already (checking them costs nothing)."""
+        return all(_key(pools, i, count, traffic) in self.runs.results for i, count in enumerate(counts))
