@@ -141,7 +141,7 @@ class ReplicaSim:
         dt = self.cost.step_s(decode_seqs, decode_attended, prefill_tokens, attended, last)
         if decode_seqs:
             gap = dt + self.stall_s
-            self.log.itl_segments.append((gap, gap, 1, float(len(batch.offsets))))
+            self.log.itl.add(gap, 0.0, 1, float(len(batch.offsets)))
             self.stall_s = 0.0
         elif batch.offsets:
             self.stall_s += dt  # sequences waiting to decode feel this prompt's time in their next gap
@@ -197,14 +197,14 @@ class ReplicaSim:
 
     def _record_gaps(self, first: float, slope: float, k: int, sequences: float) -> None:
         """Inter-token gaps of k decode steps; prompts run on their own (Neuron) delay the first of them."""
-        segments = self.log.itl_segments
+        itl = self.log.itl
         if self.stall_s:
-            segments.append((first + self.stall_s, first + self.stall_s, 1, sequences))
+            itl.add(first + self.stall_s, 0.0, 1, sequences)
             if k > 1:
-                segments.append((first + slope, first + slope * (k - 1), k - 1, sequences))
+                itl.add(first + slope, slope, k - 1, sequences)
             self.stall_s = 0.0
         else:
-            segments.append((first, first + slope * (k - 1), k, sequences))
+            itl.add(first, slope, k, sequences)
 
     def _decode_step_s(self, ahead: int) -> float:
         seqs, attended = self.policy.decode_load(self.scheduler.batch, ahead)
