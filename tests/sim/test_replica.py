@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -81,6 +82,28 @@ def test_catch_up_runs_every_completion_before_now_and_stops_there(
     assert np.isfinite(finished) and finished < 5.0  # the short one's completion is counted...
     assert replica.outstanding == 1 and replica.clock == finished  # ...and the long stretch after it is not cut
     assert np.isnan(replica.log.finish_s[1])
+
+
+def test_next_change_is_the_first_time_catch_up_has_anything_to_run(
+        catalog: Catalog, calibration: CalibrationTable) -> None:
+    cost, settings = _parts(catalog, calibration, max_seqs=8)  # few slots: requests wait, prompts interleave
+    rng = np.random.default_rng(8)
+    n = 80
+    requests = _requests(np.cumsum(rng.exponential(0.1, n)), rng.integers(50, 2000, n), rng.integers(1, 300, n))
+    replica = _replica(cost, settings, requests)
+    assert math.isinf(replica.next_change())  # idle: nothing ever changes until a request arrives
+    changes = 0
+    for request, arrival in enumerate(requests.arrival_s.tolist()):
+        while (change := replica.next_change()) <= arrival:
+            state = (replica.clock, replica.steps, replica.outstanding)
+            replica.catch_up(math.nextafter(change, -math.inf))
+            assert (replica.clock, replica.steps, replica.outstanding) == state  # nothing before it...
+            replica.catch_up(change)
+            assert replica.steps > state[1]  # ...and something at it
+            changes += 1
+        replica.advance_to(arrival)
+        replica.enqueue(request)
+    assert changes > n // 2  # completions, admissions and prompt steps between arrivals
 
 
 def test_catching_up_first_changes_no_result(catalog: Catalog, calibration: CalibrationTable) -> None:

@@ -117,6 +117,19 @@ class ReplicaSim:
             else:
                 self._fast_forward(now)
 
+    def next_change(self) -> float:
+        """The earliest time t at which `catch_up(t)` has anything to run: the end of the decode stretch under way
+        (priced now if need be, as `catch_up` would), just after the clock when there is prompt work, never (inf)
+        when idle. Nothing changes here before it unless a request arrives or the replica is advanced."""
+        if self._stretch is not None:
+            return self._stretch.end_s
+        scheduler = self.scheduler
+        if scheduler.can_schedule():
+            return math.nextafter(self.clock, math.inf)
+        if scheduler.batch.offsets:
+            return self._stretch_ahead().end_s
+        return math.inf
+
     # ---- a step with prompt work --------------------------------------------------------------------
 
     def _scheduled_step(self) -> None:
@@ -232,15 +245,3 @@ class ReplicaSim:
         self.clock += seconds
         self.busy_s += seconds
         self.steps += steps
-
-
-def least_outstanding(sims: list[ReplicaSim], now: float) -> int:
-    """Position in `sims` of the replica with the fewest requests queued or running at `now`, each brought up to
-    `now` by `catch_up` first (lowest replica number on ties)."""
-    best, best_count, best_index = -1, 0, 0
-    for position, sim in enumerate(sims):
-        sim.catch_up(now)
-        count = sim.outstanding
-        if best < 0 or count < best_count or (count == best_count and sim.index < best_index):
-            best, best_count, best_index = position, count, sim.index
-    return best
