@@ -7,7 +7,8 @@ from pathlib import Path
 
 # setup.py compiles these (and only these) for a regular install.
 HOT_MODULES = ("perf/step_time", "sim/batching", "sim/block_manager", "sim/decode_batch", "sim/replica",
-               "sim/scheduler", "sim/request_log", "sim/events", "sim/pool", "sim/routers", "sim/fleet")
+               "sim/scheduler", "sim/request_log", "sim/itl", "sim/events", "sim/pool", "sim/roster", "sim/routers",
+               "sim/fleet")
 
 
 def compiled_modules() -> list[str]:

@@ -1,4 +1,5 @@
-"""Shared builders for the simulator's tests: a Llama-3.1-8B pool on p5.48xlarge and fixed-length Poisson traffic."""
+"""Shared builders for the simulator's tests: a Llama-3.1-8B pool on p5.48xlarge, fixed-length Poisson traffic, and
+exact inter-token latency percentiles from every gap."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from fleetwise.catalog import Catalog
 from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.sim import PoolSpec, run_pool
+from fleetwise.sim.metrics import PERCENTILES
 from fleetwise.workload import Arrivals, Lengths, Requests, SharedPrefixes, Workload, generate
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+Run = tuple[float, float, int, float]  # decode steps: (first gap s, growth per step s, steps, sequences)
 
 
 def pool_spec(**overrides: object) -> PoolSpec:
@@ -44,3 +47,13 @@ def replica_capacity(spec: PoolSpec, catalog: Catalog, calibration: CalibrationT
                      requests: int = 1200) -> float:
     """One replica's simulated capacity (requests/s): what it serves when `requests` arrive far faster."""
     return served(spec, poisson(50.0, requests / 50.0, prompt, output), catalog, calibration)[1]
+
+
+def exact_percentiles(runs: list[Run], levels: tuple[int, ...] = PERCENTILES) -> list[float]:
+    """Every gap of every run, sorted: the smallest gap whose cumulative token weight reaches each level."""
+    gaps = np.concatenate([first + slope * np.arange(steps) for first, slope, steps, _ in runs])
+    weights = np.concatenate([np.full(steps, sequences) for _, _, steps, sequences in runs])
+    order = np.argsort(gaps, kind="stable")
+    cumulative = np.cumsum(weights[order])
+    return [float(gaps[order][min(int(np.searchsorted(cumulative, p / 100 * cumulative[-1])), len(gaps) - 1)])
+            for p in levels]

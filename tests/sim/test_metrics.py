@@ -10,16 +10,15 @@ from fleetwise.models import load_model
 from fleetwise.perf import CalibrationTable
 from fleetwise.predict import PredictRequest, predict
 from fleetwise.sim import Slo, run_pool, summarize
+from fleetwise.sim.itl import ITL_BIN_RATIO, ItlHistogram
 from fleetwise.sim.metrics import (
-    PERCENTILES,
     _itl_percentiles,
     _medians_by_bin,
     request_latencies,
-    weighted_percentiles,
 )
 from fleetwise.sim.request_log import RequestLog
 from fleetwise.workload import Arrivals, Lengths, Requests, Sessions, Workload, generate
-from tests.sim.builders import MODEL
+from tests.sim.builders import MODEL, exact_percentiles
 from tests.sim.builders import poisson as _workload
 from tests.sim.builders import pool_spec as _spec
 
@@ -39,38 +38,32 @@ def test_low_load_agrees_with_predict(catalog: Catalog, calibration: Calibration
     assert report.queueing_delay_ms.p99 <= 1.5 * alone.itl_ms.p50
 
 
-def _itl_by_linspace(segments: list[tuple[float, float, int, float]]) -> list[float]:
-    """Each segment as up to 8 evenly spaced step times, each weighted by its share of the tokens."""
-    values, weights = [], []
-    for first, last, steps, sequences in segments:
-        points = min(steps, 8)
-        values.extend(np.linspace(first, last, points).tolist())
-        weights.extend([steps * sequences / points] * points)
-    order = np.argsort(values, kind="stable")
-    v, cumulative = np.asarray(values)[order], np.cumsum(np.asarray(weights)[order])
-    return [round(float(v[np.searchsorted(cumulative, p / 100 * cumulative[-1])]) * 1e3, 4) for p in PERCENTILES]
-
-
-def test_vectorised_itl_percentiles_equal_a_per_segment_linspace() -> None:
-    rng = np.random.default_rng(11)
-    for trial in range(30):
-        n = int(rng.integers(1, 200))
-        first = rng.uniform(0.005, 0.05, n)
-        last = first + rng.uniform(0.0, 0.02, n) * (rng.random(n) < 0.7)  # some flat segments
-        steps = rng.integers(1, 3000, n)
-        steps[rng.random(n) < 0.3] = rng.integers(1, 9)  # short segments: fewer than 8 points
-        sequences = rng.integers(1, 128, n).astype(float)
-        segments = list(zip(first.tolist(), last.tolist(), steps.tolist(), sequences.tolist(), strict=True))
-        got = _itl_percentiles(segments)
-        expected = _itl_by_linspace(segments)
-        assert [got.p50, got.p90, got.p95, got.p99] == pytest.approx(expected, abs=1e-4), trial
-
-
 def test_itl_weights_each_step_by_the_tokens_it_produced() -> None:
     # 900 tokens from steps of 10 ms, 100 tokens from steps of 50 ms: p90 sits at the boundary, p95 above it
-    got = _itl_percentiles([(0.010, 0.010, 100, 9.0), (0.050, 0.050, 100, 1.0)])
+    itl = ItlHistogram()
+    itl.add(0.010, 0.0, 100, 9.0)
+    itl.add(0.050, 0.0, 100, 1.0)
+    got = _itl_percentiles(itl)
     assert (got.p50, got.p90, got.p95, got.p99) == (10.0, 10.0, 50.0, 50.0)
-    assert _itl_percentiles([]).p50 is None
+    assert _itl_percentiles(ItlHistogram()).p50 is None
+
+
+def test_a_runs_itl_percentiles_are_within_a_bin_of_those_of_every_gap(
+        catalog: Catalog, calibration: CalibrationTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    recorded: list[tuple[float, float, int, float]] = []
+    add = ItlHistogram.add
+
+    def recording(itl: ItlHistogram, first: float, slope: float, steps: int, sequences: float) -> None:
+        recorded.append((first, slope, steps, sequences))
+        add(itl, first, slope, steps, sequences)
+
+    monkeypatch.setattr(ItlHistogram, "add", recording)
+    requests = _workload(30.0, 30.0, prompt=1024, output=200)
+    report = summarize(run_pool(_spec(replicas=2), requests, catalog, calibration), requests)
+    got = [report.itl_ms.p50, report.itl_ms.p90, report.itl_ms.p95, report.itl_ms.p99]
+    exact = [v * 1e3 for v in exact_percentiles(recorded)]
+    assert len(recorded) > 1000 and len({gap for gap, _, _, _ in recorded}) > 100
+    assert got == pytest.approx(exact, rel=ITL_BIN_RATIO - 1, abs=1e-4)
 
 
 def test_tpot_is_the_decode_time_per_token_after_the_first() -> None:
@@ -170,21 +163,3 @@ def test_medians_by_bin_equal_numpy_medians_bin_by_bin() -> None:
             assert got[b] == pytest.approx(float(np.median(finite)), rel=1e-12)
         else:
             assert np.isnan(got[b])
-
-
-@pytest.mark.parametrize("kind", ["spread", "ties", "constant", "one"])
-@pytest.mark.parametrize("blocks", [1, 7])
-def test_weighted_percentiles_equal_a_full_sort(kind: str, blocks: int) -> None:
-    rng = np.random.default_rng(3)
-    values = {"spread": rng.lognormal(size=20_000), "ties": rng.integers(0, 4, size=20_000).astype(float),
-              "constant": np.full(500, 0.25), "one": np.array([7.0])}[kind]
-    weights = rng.uniform(0.1, 40.0, size=len(values))
-    order = np.argsort(values)
-    cumulative = np.cumsum(weights[order])
-    expected = [float(values[order][np.searchsorted(cumulative, p / 100 * cumulative[-1])]) for p in PERCENTILES]
-
-    def points() -> list[tuple[np.ndarray, np.ndarray]]:
-        return list(zip(np.array_split(values, blocks), np.array_split(weights, blocks), strict=True))
-
-    got = weighted_percentiles(points, float(values.min()), float(values.max()), PERCENTILES)
-    assert got == expected

@@ -143,6 +143,8 @@ def test_ready_replicas_exclude_draining_stopped_and_starting_ones(
     stopped.stopped_s = 50.0
     assert pool.ready(100.0) == [serving]
     assert pool.alive() == [serving, draining, starting]
+    assert pool.next_ready_s(100.0) == 105.0  # the ready list changes when the starting one serves
+    assert pool.ready(105.0) == [serving, starting] and math.isinf(pool.next_ready_s(105.0))
 
 
 def test_replica_hours_run_from_launch_to_stop(catalog: Catalog, calibration: CalibrationTable) -> None:

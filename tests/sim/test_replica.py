@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -84,6 +85,28 @@ def test_catch_up_runs_every_completion_before_now_and_stops_there(
     assert np.isnan(replica.log.finish_s[1])
 
 
+def test_next_change_is_the_first_time_catch_up_has_anything_to_run(
+        catalog: Catalog, calibration: CalibrationTable) -> None:
+    cost, settings = _parts(catalog, calibration, max_seqs=8)  # few slots: requests wait, prompts interleave
+    rng = np.random.default_rng(8)
+    n = 80
+    requests = _requests(np.cumsum(rng.exponential(0.1, n)), rng.integers(50, 2000, n), rng.integers(1, 300, n))
+    replica = _replica(cost, settings, requests)
+    assert math.isinf(replica.next_change())  # idle: nothing ever changes until a request arrives
+    changes = 0
+    for request, arrival in enumerate(requests.arrival_s.tolist()):
+        while (change := replica.next_change()) <= arrival:
+            state = (replica.clock, replica.steps, replica.outstanding)
+            replica.catch_up(math.nextafter(change, -math.inf))
+            assert (replica.clock, replica.steps, replica.outstanding) == state  # nothing before it...
+            replica.catch_up(change)
+            assert replica.steps > state[1]  # ...and something at it
+            changes += 1
+        replica.advance_to(arrival)
+        replica.enqueue(request)
+    assert changes > n // 2  # completions, admissions and prompt steps between arrivals
+
+
 def test_catching_up_first_changes_no_result(catalog: Catalog, calibration: CalibrationTable) -> None:
     cost, settings = _parts(catalog, calibration)
     rng = np.random.default_rng(4)
@@ -110,7 +133,7 @@ def test_fast_forward_matches_step_by_step_decode_of_a_full_attention_model(
     exact = sum(cost.step_s(1.0, cost.attended(prompt + 1 + j), 0.0, 0.0, 0.0) for j in range(output - 1))
     assert simulated == pytest.approx(exact, rel=0.01)
     assert replica.steps == output  # one prefill step, then every decode step counted...
-    assert len(replica.log.itl_segments) < 10  # ...but priced in a few stretches, not one by one
+    assert replica.log.itl.runs < 10  # ...but priced in a few stretches, not one by one
 
 
 def test_fast_forward_matches_step_by_step_decode_with_sliding_windows(

@@ -15,16 +15,16 @@ def test_an_empty_log_has_no_times_no_counts_and_no_replica() -> None:
     for counts in (log.preemptions, log.prefix_hit_tokens, log.requeues):
         assert counts.shape == (6,) and counts.dtype.kind == "i" and not counts.any()
     assert log.replica.shape == (6,) and (log.replica == -1).all()  # no replica has taken them
-    assert log.dropped == {} and log.itl_segments == []
+    assert log.dropped == {} and len(log.itl) == 0
 
 
 def test_empty_logs_share_no_state() -> None:
     a, b = RequestLog.empty(3), RequestLog.empty(3)
     a.dropped[0] = "too long"
-    a.itl_segments.append((0.01, 0.01, 1, 1.0))
+    a.itl.add(0.01, 0.0, 1, 1.0)
     a.finish_s[1] = 2.0
     a.preemptions[2] += 1
-    assert b.dropped == {} and b.itl_segments == []
+    assert b.dropped == {} and len(b.itl) == 0
     assert np.isnan(b.finish_s).all() and not b.preemptions.any()
 
 
@@ -36,12 +36,12 @@ def test_a_record_becomes_the_log_it_wrote_and_records_share_no_state() -> None:
     record.replica[0] = 4
     record.requeues[2] += 1
     record.dropped[2] = "too long"
-    record.itl_segments.append((0.01, 0.02, 5, 3.0))
+    record.itl.add(0.01, 0.0025, 5, 3.0)
     log = record.log()
     assert log.first_token_s[0] == 0.5 and np.isnan(log.first_token_s[1:]).all()
     assert log.finish_s[0] == 2.0 and log.admitted_s[0] == 0.25 and log.finish_s.dtype == np.float64
     assert log.preemptions.tolist() == [0, 2, 0] and log.preemptions.dtype == np.int64
     assert log.prefix_hit_tokens.tolist() == [128, 0, 0] and log.replica.tolist() == [4, -1, -1]
     assert log.requeues.tolist() == [0, 0, 1]
-    assert log.dropped == {2: "too long"} and log.itl_segments == [(0.01, 0.02, 5, 3.0)]
-    assert other.log().dropped == {} and not other.log().preemptions.any() and other.itl_segments == []
+    assert log.dropped == {2: "too long"} and log.itl is record.itl and log.itl.total() == 15.0
+    assert other.log().dropped == {} and not other.log().preemptions.any() and len(other.itl) == 0

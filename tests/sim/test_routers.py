@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 from fleetwise.catalog import Catalog
 from fleetwise.errors import FleetwiseError
 from fleetwise.perf import CalibrationTable
-from fleetwise.sim import ROUTERS, FleetSpec, run_fleet, run_pool, summarize
-from fleetwise.sim.routers import CostAware, PrefixAffinity, rendezvous_weight
-from fleetwise.workload import Requests, SharedPrefixes
+from fleetwise.sim import ROUTERS, Autoscale, FleetSpec, Spot, run_fleet, run_pool, summarize
+from fleetwise.sim.pool import Slot
+from fleetwise.sim.replica import ReplicaSim
+from fleetwise.sim.routers import CostAware, LeastOutstanding, PrefixAffinity, Router, rendezvous_weight
+from fleetwise.workload import Requests, SharedPrefixes, generate, resolve_workload
 from tests.sim.builders import poisson as _workload
 from tests.sim.builders import pool_spec as _spec
 
@@ -111,6 +114,9 @@ class _Sim:
     def catch_up(self, now: float) -> None:
         pass
 
+    def next_change(self) -> float:
+        return math.inf
+
 
 @dataclass
 class _Slot:
@@ -123,6 +129,9 @@ class _Pool:
 
     def ready(self, now: float) -> list[_Slot]:
         return self.slots
+
+    def next_ready_s(self, now: float) -> float:
+        return math.inf
 
 
 @pytest.mark.parametrize(("owner_holds", "goes_to_owner"), [(0, True), (9, True), (10, True), (11, False)])
@@ -154,3 +163,109 @@ def test_cost_aware_fills_the_cheaper_pool_and_spills_under_load(
     assert served["on-demand"] > 0  # spilled
     assert served["spot"] > served["on-demand"]  # still first choice, and the fallback when both are late
     assert served["spot"] + served["on-demand"] == len(heavy)
+
+
+# ---- routers that compare replicas touch only those due, and choose as a scan of every replica would ------------
+
+def _scan_least_busy(ready: list[Slot], now: float) -> Slot:
+    """The routers' choice before rosters: every ready replica caught up, then the fewest outstanding."""
+    for slot in ready:
+        slot.sim.catch_up(now)
+    return min(ready, key=lambda s: (s.sim.outstanding, s.sim.index))
+
+
+def _fresh_ready(router: Router, now: float) -> list[Slot]:
+    return [slot for pool in router.pools for slot in pool.ready(now)]
+
+
+class _ScanLeastOutstanding(LeastOutstanding):
+    name = "scan-least-outstanding"
+
+    def least_busy(self, now: float) -> Slot | None:
+        ready = _fresh_ready(self, now)
+        return _scan_least_busy(ready, now) if ready else None
+
+
+class _ScanPrefixAffinity(PrefixAffinity):
+    name = "scan-prefix-affinity"
+
+    def choose(self, request: int, now: float) -> Slot | None:
+        ready = _fresh_ready(self, now)
+        if not ready:
+            return None
+        least = _scan_least_busy(ready, now)
+        prefix = int(self.req.prefix_id[request])
+        if prefix >= 0:
+            preferred = max(ready, key=lambda s: rendezvous_weight(prefix, s.sim.index))
+            if preferred.sim.outstanding <= least.sim.outstanding + preferred.sim.settings.max_seqs:
+                return preferred
+        return least
+
+
+class _ScanCostAware(CostAware):
+    name = "scan-cost-aware"
+
+    def choose(self, request: int, now: float) -> Slot | None:
+        fallback: Slot | None = None
+        for pool in self.order:
+            ready = pool.ready(now)
+            if ready:
+                best = _scan_least_busy(ready, now)
+                fallback = fallback or best
+                if self._expected_ttft(pool, best, request) <= (self.slo_ttft_ms or 0.0) / 1e3:
+                    return best
+        return fallback
+
+
+def _chat(rate: float, seconds: float, seed: int = 7) -> Requests:
+    return generate(resolve_workload("chat-diurnal").replace(arrivals={"rate_per_s": rate}, duration_s=seconds,
+                                                             seed=seed))
+
+
+_FLEETS = {  # router: (the full-scan version, pools, TTFT SLO ms, requests/s for 120 s)
+    "least-outstanding": (_ScanLeastOutstanding, (_spec(replicas=6, max_seqs=16),), None, 30.0),
+    "least-outstanding-autoscaled-spot": (_ScanLeastOutstanding, (_spec(  # overloaded: interrupted ones re-queue
+        replicas=3, max_seqs=8, purchase="spot", spot=Spot(40.0), startup_s=30.0,
+        autoscale=Autoscale(min_replicas=2, max_replicas=8, target_inflight=6.0, scale_down_cooldown_s=30.0)),),
+        None, 40.0),
+    "prefix-affinity": (_ScanPrefixAffinity, (_spec(replicas=5, max_seqs=8, autoscale=Autoscale(
+        min_replicas=3, max_replicas=7, target_inflight=6.0, scale_down_cooldown_s=20.0)),), None, 30.0),
+    "cost-aware": (_ScanCostAware, (_spec(replicas=2, max_seqs=8, name="dear"),
+                                    _spec(replicas=3, max_seqs=8, purchase="spot", name="cheap")), 150.0, 30.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_FLEETS))
+def test_routers_choose_as_a_scan_of_every_replica_caught_up_would(
+        catalog: Catalog, calibration: CalibrationTable, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    scan, pools, slo, rate = _FLEETS[name]
+    monkeypatch.setitem(ROUTERS, scan.name, scan)
+    requests = _chat(rate, 120.0)
+    router = name.split("-autoscaled")[0]
+    runs = [run_fleet(FleetSpec(pools=pools, router=r, slo_ttft_ms=slo, seed=3), requests, catalog, calibration)
+            for r in (router, scan.name)]
+    fast, full = (run.log for run in runs)
+    assert len(set(fast.replica.tolist())) > 2
+    assert fast.replica.tolist() == full.replica.tolist()
+    np.testing.assert_array_equal(fast.finish_s, full.finish_s)
+    np.testing.assert_array_equal(fast.first_token_s, full.first_token_s)
+    assert [len(p.slots) for p in runs[0].pools] == [len(p.slots) for p in runs[1].pools]
+    if "spot" in name:
+        assert fast.requeues.any() and runs[0].pools[0].interruptions > 0  # replicas came and went
+
+
+def test_least_outstanding_catches_up_only_replicas_with_something_to_run(
+        catalog: Catalog, calibration: CalibrationTable, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[bool] = []
+    catch_up = ReplicaSim.catch_up
+
+    def counted(sim: ReplicaSim, now: float) -> None:
+        calls.append(sim.next_change() <= now)  # whether it had anything to run before `now`
+        catch_up(sim, now)
+
+    monkeypatch.setattr(ReplicaSim, "catch_up", counted)
+    replicas, requests = 16, _chat(40.0, 60.0)
+    run = run_pool(_spec(replicas=replicas), requests, catalog, calibration, "least-outstanding")
+    assert np.isfinite(run.log.finish_s).all()
+    assert calls and all(calls)  # a scan calls every replica on every arrival, almost all with nothing to run
+    assert len(calls) < len(requests) * replicas / 8

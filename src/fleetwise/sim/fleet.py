@@ -143,6 +143,7 @@ class _Fleet:
             self._handle(*due)
 
     def _handle(self, when: float, event: Event) -> None:
+        self.router.invalidate()  # every event may advance, launch, start, drain or stop replicas
         match event:
             case AutoscaleTick():
                 self._autoscale(when)
@@ -165,6 +166,7 @@ class _Fleet:
             return
         slot.sim.advance_to(now)
         slot.sim.enqueue(request)
+        self.router.placed(slot)
 
     def _flush_pending(self, now: float) -> None:
         waiting, self.pending = self.pending, []
@@ -235,6 +237,7 @@ class _Fleet:
                 slot.sim.advance_to(now)
                 held = slot.sim.evict()
                 slot.stopped_s = now
+                self.router.invalidate()  # routed again below, to the replicas left
                 for request in held:
                     self.log.requeues[request] += 1
                     self.route(request, now)

@@ -179,6 +179,11 @@ class Pool:
         """Replicas that accept requests now."""
         return [s for s in self.slots if s.stopped_s is None and not s.draining and s.ready_s <= now]
 
+    def next_ready_s(self, now: float) -> float:
+        """When the next launched replica starts serving (inf when none is starting): `ready` changes then."""
+        return min((s.ready_s for s in self.slots if s.stopped_s is None and not s.draining and s.ready_s > now),
+                   default=math.inf)
+
     def alive(self) -> list[Slot]:
         """Replicas launched and not yet stopped."""
         return [s for s in self.slots if s.stopped_s is None]

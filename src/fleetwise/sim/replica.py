@@ -117,6 +117,19 @@ class ReplicaSim:
             else:
                 self._fast_forward(now)
 
+    def next_change(self) -> float:
+        """The earliest time t at which `catch_up(t)` has anything to run: the end of the decode stretch under way
+        (priced now if need be, as `catch_up` would), just after the clock when there is prompt work, never (inf)
+        when idle. Nothing changes here before it unless a request arrives or the replica is advanced."""
+        if self._stretch is not None:
+            return self._stretch.end_s
+        scheduler = self.scheduler
+        if scheduler.can_schedule():
+            return math.nextafter(self.clock, math.inf)
+        if scheduler.batch.offsets:
+            return self._stretch_ahead().end_s
+        return math.inf
+
     # ---- a step with prompt work --------------------------------------------------------------------
 
     def _scheduled_step(self) -> None:
@@ -139,7 +152,7 @@ class ReplicaSim:
         dt = self.cost.step_s(decode_seqs, decode_attended, prefill_tokens, attended, last)
         if decode_seqs:
             gap = dt + self.stall_s
-            self.log.itl_segments.append((gap, gap, 1, float(len(batch.offsets))))
+            self.log.itl.add(gap, 0.0, 1, float(len(batch.offsets)))
             self.stall_s = 0.0
         elif batch.offsets:
             self.stall_s += dt  # sequences waiting to decode feel this prompt's time in their next gap
@@ -195,14 +208,14 @@ class ReplicaSim:
 
     def _record_gaps(self, first: float, slope: float, k: int, sequences: float) -> None:
         """Inter-token gaps of k decode steps; prompts run on their own (Neuron) delay the first of them."""
-        segments = self.log.itl_segments
+        itl = self.log.itl
         if self.stall_s:
-            segments.append((first + self.stall_s, first + self.stall_s, 1, sequences))
+            itl.add(first + self.stall_s, 0.0, 1, sequences)
             if k > 1:
-                segments.append((first + slope, first + slope * (k - 1), k - 1, sequences))
+                itl.add(first + slope, slope, k - 1, sequences)
             self.stall_s = 0.0
         else:
-            segments.append((first, first + slope * (k - 1), k, sequences))
+            itl.add(first, slope, k, sequences)
 
     def _decode_step_s(self, ahead: int) -> float:
         seqs, attended = self.policy.decode_load(self.scheduler.batch, ahead)
@@ -230,15 +243,3 @@ class ReplicaSim:
         self.clock += seconds
         self.busy_s += seconds
         self.steps += steps
-
-
-def least_outstanding(sims: list[ReplicaSim], now: float) -> int:
-    """Position in `sims` of the replica with the fewest requests queued or running at `now`, each brought up to
-    `now` by `catch_up` first (lowest replica number on ties)."""
-    best, best_count, best_index = -1, 0, 0
-    for position, sim in enumerate(sims):
-        sim.catch_up(now)
-        count = sim.outstanding
-        if best < 0 or count < best_count or (count == best_count and sim.index < best_index):
-            best, best_count, best_index = position, count, sim.index
-    return best

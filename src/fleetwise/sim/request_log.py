@@ -11,10 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# A run of decode steps that each produced one token per sequence: (first step s, last step s, steps,
-# sequences decoding). Step times grow linearly from first to last, so percentiles of inter-token latency
-# are read off these without a record per token.
-ItlSegment = tuple[float, float, int, float]
+from fleetwise.sim.itl import ItlHistogram
 
 
 @dataclass
@@ -29,7 +26,7 @@ class RequestLog:
     requeues: np.ndarray  # times it was moved off a replica that went away (spot interruption)
     admitted_s: np.ndarray  # when a replica first began its prefill (arrival to here: queueing delay)
     dropped: dict[int, str] = field(default_factory=dict)  # request index -> reason
-    itl_segments: list[ItlSegment] = field(default_factory=list)
+    itl: ItlHistogram = field(default_factory=ItlHistogram)  # every inter-token gap, token-weighted
 
     @classmethod
     def empty(cls, n: int) -> RequestLog:
@@ -40,7 +37,7 @@ class RequestLog:
 class RequestRecord:
     """The log being written during a run, field for field as `RequestLog`, in lists."""
 
-    __slots__ = ("admitted_s", "dropped", "finish_s", "first_token_s", "itl_segments", "preemptions",
+    __slots__ = ("admitted_s", "dropped", "finish_s", "first_token_s", "itl", "preemptions",
                  "prefix_hit_tokens", "replica", "requeues")
 
     def __init__(self, n: int) -> None:
@@ -52,12 +49,12 @@ class RequestRecord:
         self.requeues: list[int] = [0] * n
         self.admitted_s: list[float] = [math.nan] * n
         self.dropped: dict[int, str] = {}
-        self.itl_segments: list[ItlSegment] = []
+        self.itl = ItlHistogram()
 
     def log(self) -> RequestLog:
-        """The record as arrays (the drop reasons and decode segments are handed on, not copied)."""
+        """The record as arrays (the drop reasons and the ITL histogram are handed on, not copied)."""
         f64, i64 = np.float64, np.int64
         return RequestLog(np.array(self.first_token_s, dtype=f64), np.array(self.finish_s, dtype=f64),
                           np.array(self.preemptions, dtype=i64), np.array(self.prefix_hit_tokens, dtype=i64),
                           np.array(self.replica, dtype=i64), np.array(self.requeues, dtype=i64),
-                          np.array(self.admitted_s, dtype=f64), self.dropped, self.itl_segments)
+                          np.array(self.admitted_s, dtype=f64), self.dropped, self.itl)

@@ -19,7 +19,7 @@ import numpy as np
 
 from fleetwise.sim.batching import batch_policy
 from fleetwise.sim.pool import Pool, Slot
-from fleetwise.sim.replica import least_outstanding
+from fleetwise.sim.roster import Roster
 from fleetwise.workload.requests import Requests
 
 _MASK = (1 << 64) - 1
@@ -39,7 +39,8 @@ def rendezvous_weight(prefix: int, replica: int) -> int:
 
 
 class Router(ABC):
-    """Base of every router: the pools it routes over and the request stream."""
+    """Base of every router: the pools it routes over, the request stream, and the ready replicas, kept between
+    changes (the fleet calls `invalidate` when replicas launch, start, drain, stop or are advanced outside routing)."""
 
     name: ClassVar[str] = ""
     needs_ttft_slo: ClassVar[bool] = False
@@ -48,25 +49,44 @@ class Router(ABC):
         self.pools = pools
         self.req = requests
         self.slo_ttft_ms = slo_ttft_ms
+        self.by_pool: list[list[Slot]] = []  # each pool's ready replicas, as of the last rebuild
+        self.all_ready: list[Slot] = []
+        self.stale = True
+        self.until = -math.inf  # when a launched replica starts serving: the ready lists change then
+
+    def invalidate(self) -> None:
+        """Replicas changed outside routing: the ready lists (and what subclasses keep) are rebuilt when next read."""
+        self.stale = True
 
     def ready(self, now: float) -> list[Slot]:
         """Every replica of every pool that accepts requests now."""
-        if len(self.pools) == 1:
-            return self.pools[0].ready(now)
-        return [s for p in self.pools for s in p.ready(now)]
+        if self.stale or now >= self.until:
+            self.by_pool = [pool.ready(now) for pool in self.pools]
+            self.all_ready = self.by_pool[0] if len(self.by_pool) == 1 else [s for r in self.by_pool for s in r]
+            self.until = min(pool.next_ready_s(now) for pool in self.pools)
+            self.stale = False
+            self.rebuilt()
+        return self.all_ready
+
+    def rebuilt(self) -> None:
+        """The ready lists were rebuilt: drop whatever was kept about the replicas (nothing here)."""
+        return
+
+    def placed(self, slot: Slot) -> None:
+        """A request was routed to `slot`: it was advanced to the arrival and queued it (nothing kept here)."""
+        return
 
     @abstractmethod
     def choose(self, request: int, now: float) -> Slot | None:
         """The replica for `request` arriving `now`; None when no replica is ready."""
 
 
-def least_busy(slots: Sequence[Slot], now: float) -> Slot:
-    """The replica with the fewest requests queued or running at `now` (lowest number on ties).
-
-    Each replica is brought up to `now` only as far as its own decisions go (`catch_up`): a decode stretch under
-    way is not split, so comparing replicas costs nothing unless one of them finished something.
-    """
-    return slots[least_outstanding([slot.sim for slot in slots], now)]
+def _least_busy(ready: list[Slot], roster: Roster, now: float) -> Slot:
+    """The replica of `ready` (the roster's replicas, in order) with the fewest requests queued or running at `now`
+    (lowest number on ties). Only replicas with something to run before `now` are brought up to it (`catch_up`,
+    which never splits the decode stretch under way), so a choice costs O(log R) whatever the replicas."""
+    roster.catch_up(now)
+    return ready[roster.least_busy()]
 
 
 class RoundRobin(Router):
@@ -92,26 +112,58 @@ class LeastOutstanding(Router):
 
     name: ClassVar[str] = "least-outstanding"
 
+    def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
+        super().__init__(pools, requests, slo_ttft_ms)
+        self.roster: Roster | None = None  # the ready replicas, built when first needed after a rebuild
+
+    def rebuilt(self) -> None:
+        """The ready replicas changed: a new roster is built when next needed."""
+        self.roster = None
+
+    def least_busy(self, now: float) -> Slot | None:
+        """The least busy ready replica at `now`; None when none is ready."""
+        ready = self.ready(now)
+        if not ready:
+            return None
+        if self.roster is None:
+            self.roster = Roster([slot.sim for slot in ready])
+        return _least_busy(ready, self.roster, now)
+
     def choose(self, request: int, now: float) -> Slot | None:
         """The least busy ready replica."""
-        ready = self.ready(now)
-        return least_busy(ready, now) if ready else None
+        return self.least_busy(now)
+
+    def placed(self, slot: Slot) -> None:
+        """Re-read the chosen replica's count and next change."""
+        if self.roster is not None:
+            self.roster.placed(slot.sim.index)
 
 
-class PrefixAffinity(Router):
+class PrefixAffinity(LeastOutstanding):
     """Requests sharing a prefix stick to one replica (rendezvous hashing) unless it is a full batch busier."""
 
     name: ClassVar[str] = "prefix-affinity"
 
+    def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
+        super().__init__(pools, requests, slo_ttft_ms)
+        self.owners: dict[int, Slot] = {}  # prefix -> its ready replica of highest weight, until the replicas change
+
+    def rebuilt(self) -> None:
+        """The ready replicas changed: a new roster, and every prefix's owner found again."""
+        self.roster = None
+        self.owners = {}
+
     def choose(self, request: int, now: float) -> Slot | None:
         """The prefix's replica, or the least busy one."""
-        ready = self.ready(now)
-        if not ready:
+        least = self.least_busy(now)
+        if least is None:
             return None
-        least = least_busy(ready, now)
         prefix = self.req.columns.prefix_id[request]
         if prefix >= 0:
-            preferred = max(ready, key=lambda s: rendezvous_weight(prefix, s.sim.index))
+            preferred = self.owners.get(prefix)
+            if preferred is None:
+                preferred = max(self.all_ready, key=lambda s: rendezvous_weight(prefix, s.sim.index))
+                self.owners[prefix] = preferred
             # stick to the prefix's replica unless it holds more than a full batch beyond the least busy one
             if preferred.sim.outstanding <= least.sim.outstanding + preferred.sim.settings.max_seqs:
                 return preferred
@@ -126,21 +178,38 @@ class CostAware(Router):
 
     def __init__(self, pools: Sequence[Pool], requests: Requests, slo_ttft_ms: float | None) -> None:
         super().__init__(pools, requests, slo_ttft_ms)
-        self.order = sorted(pools, key=lambda p: (self._cost_rank(p), p.index))
+        self.ranked = sorted(range(len(pools)), key=lambda i: (self._cost_rank(pools[i]), pools[i].index))
+        self.order = [pools[i] for i in self.ranked]  # cheapest first
+        self.rosters: list[Roster | None] = [None] * len(pools)  # each pool's ready replicas, built when needed
+
+    def rebuilt(self) -> None:
+        """The ready replicas changed: new rosters are built when next needed."""
+        self.rosters = [None] * len(self.pools)
 
     def choose(self, request: int, now: float) -> Slot | None:
         """The cheapest pool whose least busy replica would start the request within the TTFT SLO."""
         slo_s = (self.slo_ttft_ms or 0.0) / 1e3
         fallback: Slot | None = None
-        for pool in self.order:
-            ready = pool.ready(now)
+        self.ready(now)
+        for position in self.ranked:
+            pool, ready = self.pools[position], self.by_pool[position]
             if not ready:
                 continue
-            best = least_busy(ready, now)
+            roster = self.rosters[position]
+            if roster is None:
+                roster = self.rosters[position] = Roster([slot.sim for slot in ready])
+            best = _least_busy(ready, roster, now)
             fallback = fallback or best
             if self._expected_ttft(pool, best, request) <= slo_s:
                 return best
         return fallback
+
+    def placed(self, slot: Slot) -> None:
+        """Re-read the chosen replica's count and next change in its pool's roster."""
+        for roster in self.rosters:
+            if roster is not None and roster.holds(slot.sim.index):
+                roster.placed(slot.sim.index)
+                return
 
     def _expected_ttft(self, pool: Pool, slot: Slot, request: int) -> float:
         """Own prefill (as the pool's engine runs it), plus the prefills queued ahead when every slot is taken."""
