@@ -109,8 +109,10 @@ def test_a_step_that_preempted_admits_nobody(catalog: Catalog, calibration: Cali
     assert scheduler.chunks(2048, 2.0) == [] and list(scheduler.waiting) == [1, 2]
 
 
-def test_a_running_prompt_whose_next_chunk_has_no_blocks_preempts_the_newest_request_itself(
+def test_a_running_prompt_short_of_blocks_waits_with_what_it_computed_and_gives_up_only_its_tail(
         catalog: Catalog, calibration: CalibrationTable) -> None:
+    # vLLM V1 preempts it, but keeps its computed blocks in the prefix cache (evicted last block first) and hits
+    # them on re-admission; recomputing the whole prompt each time thrashed prompts near the KV capacity
     scheduler = _scheduler(catalog, calibration, _requests([100, 2200], [1000, 10]), kv_blocks=140)
     scheduler.enqueue(0)
     scheduler.enqueue(1)
@@ -118,10 +120,14 @@ def test_a_running_prompt_whose_next_chunk_has_no_blocks_preempts_the_newest_req
     assert first == [(0, 0, 100), (1, 0, 1948)] and scheduler.blocks.used == 7 + 122
     scheduler.complete_chunks(first, 0.0)
     scheduler.start_step(1.0)
-    # its last 252 tokens need 16 more blocks and 11 are free: it is the newest, so it gives back its blocks
-    assert scheduler.chunks(2048, 1.0) == []
-    assert scheduler.log.preemptions[1] == 1 and list(scheduler.waiting) == [1] and not scheduler.prefilling
-    assert scheduler.blocks.used == 7 and scheduler.target[1] == 2200  # recomputed from the start
+    # its last 252 tokens need 16 more blocks and 11 are free: it is the newest, so it waits, and nobody overtakes
+    assert scheduler.chunks(2048, 1.0) == [] and scheduler.preempted_in_step
+    assert scheduler.prefilling == {1: 1948} and scheduler.log.preemptions == [0, 0] and scheduler.blocks.used == 129
+    assert not scheduler.can_schedule()
+    # the decoding request needs 12 blocks for 192 more tokens: the waiting prompt gives back its last block only
+    scheduler.grow_decode_blocks(192, 2.0)
+    assert scheduler.prefilling == {1: 121 * 16} and scheduler.log.preemptions == [0, 0]
+    assert scheduler.blocks.used == scheduler.blocks.total
 
 
 def test_a_preempted_request_resumes_without_losing_or_repeating_tokens(

@@ -83,14 +83,18 @@ class Scheduler:
         """True when the next step has prompt work: a partial prefill, or a waiting request whose first chunk
         gets its KV blocks after the running sequences have grown theirs."""
         if self.prefilling:
-            return True
-        if not self.waiting or len(self.batch.offsets) >= self.settings.max_seqs:
+            oldest = next(iter(self.prefilling))
+            if len(self.prefilling) > 1 or next(reversed(self.admitted)) != oldest:
+                return True  # it can take blocks from newer requests
+            request, start, entry = oldest, self.prefilling[oldest], -1  # the newest: it waits for free blocks
+        elif not self.waiting or len(self.batch.offsets) >= self.settings.max_seqs:
             return False
+        else:
+            request = self.waiting[0]
+            start, entry = self._cached_start(request)
         budget = self.budget()
         if budget <= 0:
             return False
-        request = self.waiting[0]
-        start, entry = self._cached_start(request)
         need = self._chunk_blocks(request, start, budget)
         if self.policy.decodes_with_prefill:
             need += max(self.batch.new_blocks(1), 0)
@@ -173,10 +177,10 @@ class Scheduler:
         blocks = self.blocks
         need = blocks.blocks(end) - blocks.blocks(start)
         while need > 0 and not blocks.make_room(need, now):
-            victim = next(reversed(self.admitted))
-            self.preempt_newest()
-            if victim == request:
+            if next(reversed(self.admitted)) == request:
+                self.preempted_in_step = True  # it waits, keeping what it computed, and nobody overtakes it
                 return False
+            self.free_from_newest(need - max(blocks.free(), 0))
         blocks.used += max(need, 0)
         return True
 
@@ -256,7 +260,25 @@ class Scheduler:
             if need <= 0 or blocks.make_room(need, now):
                 blocks.used += max(need, 0)
                 return
+            self.free_from_newest(need - max(blocks.free(), 0))
+
+    def free_from_newest(self, shortfall: int) -> None:
+        """Free blocks from the most recently admitted running request. A prompt part-way through its prefill
+        gives back only its last `shortfall` blocks and resumes from what it keeps: vLLM keeps a preempted
+        request's computed blocks in its prefix cache, evicts them last block first, and hits the rest when the
+        request is admitted again. Anything else is preempted whole (recomputed later)."""
+        request = next(reversed(self.admitted))
+        computed = self.prefilling.get(request)
+        if computed is None:
             self.preempt_newest()
+            return
+        held = self.blocks.blocks(computed)
+        if shortfall >= held - self.blocks.shared.get(request, 0):
+            self.preempt_newest()
+            return
+        self.prefilling[request] = (held - shortfall) * self.settings.block_tokens
+        self.blocks.used -= shortfall
+        self.preempted_in_step = True
 
     def preempt_newest(self) -> None:
         """Recompute preemption: the most recently admitted running request gives back its blocks and waits."""
