@@ -318,8 +318,8 @@ def main() -> None:
     parser.add_argument("--vidur-cache", type=Path, default=cache, help="where Vidur keeps its fitted models")
     parser.add_argument("--vidur-fit", choices=sorted(VIDUR_FITS), default="quick",
                         help="Vidur's own random-forest grid search (full) or one setting of it (quick)")
-    parser.add_argument("--rates", default=",".join(map(str, RATES)), help="requests per second, comma-separated")
-    parser.add_argument("--requests", type=int, default=REQUESTS)
+    parser.add_argument("--rates", type=_rates, default=list(RATES), help="requests per second, comma-separated")
+    parser.add_argument("--requests", type=_positive_int, default=REQUESTS)
     parser.add_argument("--seed", type=int, default=SEED, help="seed of the Poisson arrivals")
     args = parser.parse_args()
     missing = vidur_missing(args.vidur_python, args.vidur_data)
@@ -328,7 +328,25 @@ def main() -> None:
         return
     args.vidur_cache.mkdir(parents=True, exist_ok=True)
     vidur = Vidur(args.vidur_python, Path(args.vidur_data).resolve(), args.vidur_cache, args.vidur_fit)
-    replay_all(vidur, [float(text) for text in args.rates.split(",")], args.requests, args.seed)
+    replay_all(vidur, args.rates, args.requests, args.seed)
+
+
+def _rates(text: str) -> list[float]:
+    """Comma-separated positive finite rates, or a usage error (argparse prints one line and exits 2)."""
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not all(0.0 < rate < float("inf") for rate in rates):
+        raise argparse.ArgumentTypeError(f"rates must be positive and finite: {text!r}")
+    return rates
+
+
+def _positive_int(text: str) -> int:
+    """A positive integer, or a usage error."""
+    if not text.isdigit() or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text!r}")
+    return int(text)
 
 
 if __name__ == "__main__":
