@@ -2,9 +2,11 @@
 
 It follows vLLM's V1 scheduler (vllm/v1/core/sched/scheduler.py, `Scheduler.schedule`, release v0.8.3, read
 2026-11-29): each step first serves the running requests (one decode token each, then the rest of the running
-prompts' chunks), allocating the KV blocks each needs; when a running request cannot get them, the most recently
-admitted running request is preempted (recompute: it gives back its blocks and waits at the head of the queue,
-its prompt and the tokens it generated to be recomputed), and the request itself if it is the newest. Then, only
+prompts' chunks), allocating the KV blocks each needs; when a running request cannot get them, they come from
+the most recently admitted running request: a decoding one is preempted (recompute: it gives back its blocks and
+waits at the head of the queue, its prompt and the tokens it generated to be recomputed), a prompt part-way
+through its prefill gives back only its last blocks and waits with the rest (vLLM keeps a preempted request's
+computed blocks in its prefix cache and hits them again), and a prompt that is itself the newest waits. Then, only
 if that step preempted nobody, waiting requests are admitted in arrival order while sequence slots and the token
 budget (`max_batched_tokens`) last, each with the KV blocks of the whole chunk it is scheduled: a request whose
 chunk does not fit waits, and nothing behind it is admitted. Whole blocks of a shared prefix, and a
