@@ -65,14 +65,20 @@ def test_pinned_entries_are_never_evicted() -> None:
     assert blocks.make_room(8, now=3.0) and not blocks.cache
 
 
+def _hit(blocks: BlockManager, request: int, prefix: int, prompt_tokens: int) -> int:
+    """What admission does on a hit: pin the entry, skip its whole blocks."""
+    blocks.pin(request, prefix)
+    return blocks.hit_tokens(prefix, prompt_tokens)
+
+
 def test_a_hit_skips_whole_cached_blocks_and_never_the_prompts_last_token() -> None:
     blocks = BlockManager(total=10, block_tokens=B)
     _cached_entry(blocks, 0, 3)  # covers 48 tokens
-    assert blocks.hit(1, 0, prompt_tokens=100) == 48
-    assert blocks.hit(2, 0, prompt_tokens=49) == 48
-    assert blocks.hit(3, 0, prompt_tokens=48) == 32  # the last token must be computed to produce the first output
-    assert blocks.hit(4, 0, prompt_tokens=40) == 32
-    assert blocks.hit(5, 0, prompt_tokens=10) == 0
+    assert _hit(blocks, 1, 0, 100) == 48
+    assert _hit(blocks, 2, 0, 49) == 48
+    assert _hit(blocks, 3, 0, 48) == 32  # the last token must be computed to produce the first output
+    assert _hit(blocks, 4, 0, 40) == 32
+    assert _hit(blocks, 5, 0, 10) == 0
     assert blocks.users[0] == 5 and blocks.evictable() == 0  # every hit pins the entry
 
 
@@ -98,7 +104,7 @@ def test_a_conversation_entry_holds_the_whole_blocks_of_each_finished_turn() -> 
     assert blocks.cache[session] == 50 // B and blocks.covers[session] == 48
     assert blocks.used == 0 and blocks.cached == 3
     # turn 2: re-sends the 50 tokens plus 20 new ones, hits the entry, and ends with 100 stored tokens
-    skipped = blocks.hit(2, session, prompt_tokens=70)
+    skipped = _hit(blocks, 2, session, 70)
     assert skipped == 48
     blocks.shared[2] = skipped // B
     blocks.used = blocks.blocks(100) - skipped // B
@@ -112,7 +118,7 @@ def test_a_conversation_entry_holds_the_whole_blocks_of_each_finished_turn() -> 
 def test_a_conversation_copies_the_system_prompt_blocks_it_used() -> None:
     blocks = BlockManager(total=40, block_tokens=B)
     _cached_entry(blocks, prefix=3, count=2)  # a 32-token system prompt
-    skipped = blocks.hit(1, 3, prompt_tokens=60)
+    skipped = _hit(blocks, 1, 3, 60)
     blocks.shared[1] = skipped // B
     blocks.used = blocks.blocks(70) - skipped // B  # 60-token prompt + 10 generated, first 2 blocks shared
     blocks.cache_conversation(request=1, session=9, stored_tokens=70, now=0.0)

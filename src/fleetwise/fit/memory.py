@@ -84,9 +84,14 @@ def weight_bytes_per_device(model: ModelArchitecture, dtype: WeightDType, tp: in
     return (total - kv_projection) / tp + kv_projection * kv_share
 
 
+def step_token_budget(engine: EngineProfile) -> int:
+    """Tokens one step may compute: the engine's max_num_batched_tokens, or vLLM's default where not found."""
+    return engine.batched_token_limit or FALLBACK_BATCHED_TOKENS
+
+
 def activation_bytes_per_device(model: ModelArchitecture, engine: EngineProfile, tp: int) -> float:
     """Estimated activation peak of one step: batched tokens through the widest layer, plus fp32 logits."""
-    tokens = engine.batched_token_limit or FALLBACK_BATCHED_TOKENS
+    tokens = step_token_budget(engine)
     seqs = engine.sequence_limit or 1
     ffn = model.dense_intermediate_size
     if model.moe is not None:

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from fleetwise.dtypes import WeightDType, kv_cache_bytes
 from fleetwise.engines.compat import kv_share_per_rank
 from fleetwise.errors import FleetwiseError
-from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS, weight_bytes_per_device
+from fleetwise.fit.memory import step_token_budget, weight_bytes_per_device
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import Efficiency
 from fleetwise.perf.hardware import ReplicaHardware
@@ -135,5 +135,5 @@ def _figures(config: ReplicaConfig) -> dict[str, object]:
         "experts_per_token": model.moe.experts_per_token if model.moe else 0,
         "pads_prompts": 1.0 if hw.engine.compiled_shapes.value else 0.0,
         "chunked_prefill": 1.0 if hw.engine.chunked_prefill.value else 0.0,
-        "batched_tokens": float(hw.engine.batched_token_limit or FALLBACK_BATCHED_TOKENS),
+        "batched_tokens": float(step_token_budget(hw.engine)),
     }

@@ -90,11 +90,6 @@ class BlockManager:
         block_seconds, since = self._cached_integral
         return block_seconds + max(until - since, 0.0) * self.cached
 
-    def hit(self, request: int, prefix: int, prompt_tokens: int) -> int:
-        """Pin a cached prefix for `request` and return the prompt tokens it skips (whole blocks only)."""
-        self.pin(request, prefix)
-        return self.hit_tokens(prefix, prompt_tokens)
-
     def hit_tokens(self, prefix: int, prompt_tokens: int) -> int:
         """Prompt tokens a hit on a cached prefix skips (whole blocks; the last prompt token is always computed)."""
         return min(self.covers[prefix], prompt_tokens - 1) // self.block_tokens * self.block_tokens

@@ -16,7 +16,7 @@ import numpy as np
 from fleetwise.catalog.catalog import DEFAULT_REGION, Catalog
 from fleetwise.dtypes import kv_cache_bytes
 from fleetwise.errors import FleetwiseError
-from fleetwise.fit.memory import FALLBACK_BATCHED_TOKENS
+from fleetwise.fit.memory import step_token_budget
 from fleetwise.models.architecture import ModelArchitecture
 from fleetwise.perf.efficiency import CalibrationTable
 from fleetwise.perf.hardware import ReplicaHardware
@@ -140,7 +140,7 @@ def replica_settings(shape: DeploymentShape, longest_tokens: int | None = None) 
     # without paging a compiled batch has a KV slot per sequence: no more sequences than slots
     max_seqs = shape.max_seqs if paged else max(min(shape.max_seqs, kv_blocks), 1)
     return ReplicaSettings(kv_blocks=kv_blocks, block_tokens=block_tokens, max_seqs=max_seqs,
-                           max_batched_tokens=max(engine.batched_token_limit or FALLBACK_BATCHED_TOKENS, max_seqs),
+                           max_batched_tokens=max(step_token_budget(engine), max_seqs),
                            prefix_caching=bool(engine.prefix_caching.value))
 
 
